@@ -1,0 +1,1 @@
+"""Backends: one module per model adapter. Heavy SDKs are imported inside each backend."""

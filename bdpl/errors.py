@@ -1,0 +1,132 @@
+"""The library's exceptions, all rooted at :class:`BDPLError`.
+
+Every error a user can act on is typed; where a builtin exception fits, the error
+also inherits it, so ``except ValueError`` keeps working::
+
+    BDPLError
+    ├── ConfigError (ValueError)            bad settings or arguments
+    │   ├── InvalidTaskError                template / verbalizer / task name
+    │   ├── DataError                       unreadable data file, unknown label (names the row)
+    │   └── UnknownPriceError               a paid model with no price and none given
+    ├── BudgetExceededError                 the next paid call would pass the budget
+    ├── CacheError                          the cache directory cannot be used
+    └── BackendError                        anything a backend raised (``retryable`` says if a retry may help)
+        ├── RateLimitError                  429; ``retry_after`` in seconds when the server said
+        ├── QuotaExceededError              billing / quota exhausted (not retryable)
+        ├── AuthenticationError (PermissionError)
+        ├── BadRequestError (ValueError)    the request itself is wrong (not retryable)
+        ├── ModelNotFoundError (LookupError) unknown or retired model
+        ├── ServerError                     5xx
+        ├── BackendTimeoutError (TimeoutError)
+        ├── BackendConnectionError (ConnectionError)
+        ├── MalformedResponseError          the answer could not be parsed, or lacks logprobs
+        └── UnsupportedQueryError (ValueError) a query this backend was not built to answer
+"""
+
+from __future__ import annotations
+
+
+class BDPLError(Exception):
+    """Root of every exception raised by bdpl."""
+
+
+class ConfigError(ValueError, BDPLError):
+    """Invalid settings or arguments."""
+
+
+class InvalidTaskError(ConfigError):
+    """A task's template, verbalizer or name is invalid."""
+
+
+class DataError(ConfigError):
+    """A data file cannot be read or holds a row the task cannot use."""
+
+
+class UnknownPriceError(ConfigError):
+    """A paid model has no entry in the price table and no price was given."""
+
+
+class BudgetExceededError(BDPLError):
+    """The next paid call could pass the budget, so it was not made.
+
+    Attributes:
+        limit: name of the budget limit that would be passed (``"queries"``, ``"requests"``,
+            ``"tokens"`` or ``"dollars"``).
+    """
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class CacheError(BDPLError):
+    """The query cache cannot be opened or written."""
+
+
+class BackendError(BDPLError):
+    """A backend failed to answer.
+
+    Attributes:
+        retryable: whether trying the same call again may succeed.
+        retry_after: seconds the server asked to wait before retrying, if it said.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class RateLimitError(BackendError):
+    """The provider rate-limited the call (HTTP 429 without a quota problem)."""
+
+    retryable = True
+
+
+class QuotaExceededError(BackendError):
+    """The account's quota or billing limit is exhausted; retrying does not help."""
+
+
+class AuthenticationError(PermissionError, BackendError):
+    """The credentials were rejected (HTTP 401/403)."""
+
+
+class BadRequestError(ValueError, BackendError):
+    """The provider rejected the request as malformed (HTTP 400/422)."""
+
+
+class ModelNotFoundError(LookupError, BackendError):
+    """The model does not exist on this endpoint or has been retired."""
+
+
+class ServerError(BackendError):
+    """The provider failed (HTTP 5xx)."""
+
+    retryable = True
+
+
+class BackendTimeoutError(TimeoutError, BackendError):
+    """The call took longer than its timeout."""
+
+    retryable = True
+
+
+class BackendConnectionError(ConnectionError, BackendError):
+    """The connection failed or was dropped."""
+
+    retryable = True
+
+
+class MalformedResponseError(BackendError):
+    """The answer could not be parsed or lacks what scoring needs (e.g. logprobs)."""
+
+    retryable = True
+
+
+class UnsupportedQueryError(ValueError, BackendError):
+    """The backend was asked something it was not built to answer."""
