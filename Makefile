@@ -1,0 +1,21 @@
+# bdpl: `make main` runs the main job on the embedded default model; `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup setup-vllm main test lint
+setup:
+	bash scripts/setup.sh
+
+setup-vllm:
+	bash scripts/setup_vllm.sh
+
+main: setup
+	$(PY) examples/sst2_smollm2.py
+
+lint: setup
+	$(VENV)/bin/ruff check bdpl tests examples benchmarks
+	$(VENV)/bin/ruff format --check bdpl tests examples benchmarks
+	$(VENV)/bin/mypy
+
+test: setup setup-vllm lint
+	$(PY) -m pytest
