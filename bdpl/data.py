@@ -152,6 +152,12 @@ def _field(path: Path, where: str, record: Mapping[Column, Any], column: Column)
         raise DataError(f"{path}, {where}: no column {column!r} (the row has {names})") from None
 
 
+def _text(path: Path, where: str, record: Mapping[Column, Any], column: Column) -> str:
+    """The cleaned text in ``column``; "" when it is blank or not a string (JSON null)."""
+    value = _field(path, where, record, column)
+    return _clean_text(value) if isinstance(value, str) else ""
+
+
 def _check_label(task: Task, label: str | None, where: str) -> None:
     if label is None or label not in task.verbalizer:
         raise DataError(
@@ -171,6 +177,7 @@ def read_examples(
     quoted: bool | None = None,
     label_map: Mapping[str, str] | None = None,
     task: Task | str | None = None,
+    skip_empty: bool = False,
 ) -> list[Example]:
     """Read examples from a TSV, CSV, JSONL or JSON file.
 
@@ -189,6 +196,7 @@ def read_examples(
             (e.g. ``{"0": "entailment", "1": "not_entailment"}``).
         task: when given, every label is checked against it here, so that an unknown label is
             reported with its file and line.
+        skip_empty: drop rows with a missing or blank text instead of raising.
 
     Raises:
         DataError: unreadable file or row, missing column, empty text, or (with ``task``) a
@@ -204,21 +212,18 @@ def read_examples(
         raise DataError(f"data file {file} does not exist")
     examples = []
     for where, record in _records(file, fmt, has_header, quoted):
-        texts: list[str | None] = []
-        for column in (text_a, text_b):
-            if column is None:
-                texts.append(None)
-                continue
-            value = _field(file, where, record, column)
-            text = _clean_text(value) if isinstance(value, str) else ""
-            if not text:
-                raise DataError(f"{file}, {where}: column {column!r} holds no text ({value!r:.80})")
-            texts.append(text)
+        first = _text(file, where, record, text_a)
+        second = None if text_b is None else _text(file, where, record, text_b)
+        blank = [c for c, t in ((text_a, first), (text_b, second)) if t == ""]
+        if blank and skip_empty:
+            continue
+        if blank:
+            raise DataError(f"{file}, {where}: column {blank[0]!r} holds no text")
         raw = None if label is None else _clean_label(_field(file, where, record, label))
         value = raw if raw is None or label_map is None else label_map.get(raw, raw)
         if task is not None:
             _check_label(task, value, f"{file}, {where}")
-        examples.append(Example(texts[0] or "", texts[1], value))
+        examples.append(Example(first, second, value))
     return examples
 
 
@@ -350,6 +355,7 @@ class FileSpec:
     has_header: bool = True
     quoted: bool | None = None
     label_map: Mapping[str, str] | None = None
+    skip_empty: bool = False
 
     def at(self, path: str) -> FileSpec:
         """The same columns in another file."""
@@ -366,6 +372,7 @@ class FileSpec:
             quoted=self.quoted,
             label_map=self.label_map,
             task=task,
+            skip_empty=self.skip_empty,
         )
 
 
@@ -404,7 +411,8 @@ def _pcp(folder: str, *files: str) -> tuple[FileSpec, ...]:
 
 
 def _jsonl(folder: str, test: bool = True) -> TaskData:
-    spec = FileSpec(f"{folder}/train.jsonl", "text", None, "label", "jsonl")
+    # HyperPartisan's dev.jsonl has an article with no text; the reference drops such rows too.
+    spec = FileSpec(f"{folder}/train.jsonl", "text", None, "label", "jsonl", skip_empty=True)
     return TaskData(None, spec.at(f"{folder}/test.jsonl") if test else None, (spec,))
 
 
@@ -515,6 +523,9 @@ def load_split(
     - RCT (500 sentences, train only): ``train``/``dev`` are disjoint ``k``-per-class samples;
       ``test`` is every remaining sentence (so it depends on ``seed`` and ``k``).
 
+    Before sampling, the training data loses repeated texts, texts with conflicting labels
+    and texts that are also in the test file, so train, dev and test never share a text.
+
     Samples are drawn with :func:`sample_k_shot`'s generator: the same ``seed`` and ``k``
     always give the same examples, on any machine.
 
@@ -568,5 +579,26 @@ def _train_dev(
                 [],
             )
     pool = [e for spec in layout.pool for e in spec.read(root, task)]
-    train, dev, rest = _draw(pool, task, (k, k, None), seed)
+    test = layout.test.read(root, task) if layout.test is not None else []
+    train, dev, rest = _draw(_distinct(pool, exclude=test), task, (k, k, None), seed)
     return train, dev, rest
+
+
+def _distinct(examples: Sequence[Example], *, exclude: Sequence[Example]) -> list[Example]:
+    """The examples whose texts occur once with one label and not in ``exclude``.
+
+    Some shipped training files repeat texts (CitationIntent: 418 repeats, 20 texts with two
+    labels) or share them with the test file (HyperPartisan: 51 of 65 test articles); without
+    this, one text could land in both train and dev, or a test text in train.
+    """
+    labels: dict[tuple[str, str | None], set[str | None]] = {}
+    for e in examples:
+        labels.setdefault((e.text_a, e.text_b), set()).add(e.label)
+    taken = {(e.text_a, e.text_b) for e in exclude}
+    kept = []
+    for e in examples:
+        key = (e.text_a, e.text_b)
+        if key not in taken and len(labels[key]) == 1:
+            taken.add(key)
+            kept.append(e)
+    return kept
