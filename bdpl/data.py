@@ -34,7 +34,6 @@ from bdpl.tasks import Dataset, Example, Task, get_task
 
 Format = Literal["tsv", "csv", "jsonl", "json"]
 Column = str | int
-Split = Literal["train", "dev", "test"]
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
 _SUFFIX_FORMATS: dict[str, Format] = {
@@ -101,6 +100,15 @@ def _records(
     path: Path, fmt: Format, has_header: bool, quoted: bool | None
 ) -> Iterator[tuple[str, Mapping[Column, Any]]]:
     """(location, record) pairs; a record maps column names and/or positions to values."""
+    try:
+        yield from _parse(path, fmt, has_header, quoted)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc})") from exc
+
+
+def _parse(
+    path: Path, fmt: Format, has_header: bool, quoted: bool | None
+) -> Iterator[tuple[str, Mapping[Column, Any]]]:
     if fmt in ("tsv", "csv"):
         rows = _table_rows(
             path, "\t" if fmt == "tsv" else ",", fmt == "csv" if quoted is None else quoted
@@ -126,6 +134,8 @@ def _records(
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}: not valid JSON ({exc})") from exc
         # Either a list of records or an object of records keyed by id (the PCP pools).
+        if not isinstance(data, dict | list):
+            raise DataError(f"{path}: expected a JSON list or object of records")
         items = data.items() if isinstance(data, dict) else enumerate(data)
         for key, value in items:
             where = f"record {key!r}"
@@ -271,8 +281,13 @@ def read_dataset(
     has_header: bool = True,
     quoted: bool | None = None,
     label_map: Mapping[str, str] | None = None,
+    skip_empty: bool = False,
 ) -> Dataset:
-    """:func:`read_examples` then :func:`make_dataset`: a user file as a task's dataset."""
+    """:func:`read_examples` then :func:`make_dataset`: a user file as a task's dataset.
+
+    Raises:
+        DataError: as :func:`read_examples`; the message names the file and the line.
+    """
     task = get_task(task) if isinstance(task, str) else task
     examples = read_examples(
         path,
@@ -284,6 +299,7 @@ def read_dataset(
         quoted=quoted,
         label_map=label_map,
         task=task,
+        skip_empty=skip_empty,
     )
     return make_dataset(task, examples, source=str(path))
 

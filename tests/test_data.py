@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import re
 import subprocess
@@ -117,7 +118,7 @@ def test_mnli_test_drops_examples_seen_in_training(
     assert 0 < source_rows["MNLI/train_pool_subset/dev.json"] - len(test) <= len(seen)
 
 
-@pytest.mark.parametrize("name", ["sst2", "rte", "mnli", "cola", "hyperpartisan", "rct"])
+@pytest.mark.parametrize("name", ["rte", "mnli", "cola", "hyperpartisan", "rct"])
 def test_other_seeds_and_k_sample_the_pool(name: str, data_dir: Path) -> None:
     task = get_task(name)
     train = load_split(name, "train", seed=7, k=4, data_dir=data_dir)
@@ -306,6 +307,21 @@ def test_malformed_rows(tmp_path: Path, content: str, kwargs: dict[str, str], ma
         read_examples(path, **kwargs)  # type: ignore[arg-type]
 
 
+def test_unreadable_files(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes("sentence\tlabel\ncaf\xe9\t1\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_examples(latin, text_a="sentence", label="label")
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("3")
+    with pytest.raises(DataError, match="list or object of records"):
+        read_examples(scalar, text_a="text", label="label")
+    broken = tmp_path / "broken.csv"
+    broken.write_text('text,label\n"open quote,1\n')
+    with pytest.raises(DataError, match=r"broken\.csv, line 2: cannot parse"):
+        read_examples(broken, text_a="text", label="label")
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         read_examples(tmp_path / "none.tsv", text_a=0, label=1)
@@ -363,3 +379,8 @@ def test_find_data_dir(data_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(bdpl.data, "__file__", str(fake))
     with pytest.raises(DataError, match="set BDPL_DATA_DIR"):
         find_data_dir()
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(bdpl.data)
+    assert result.attempted > 0 and result.failed == 0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
 import pytest
 
+import bdpl.metrics
 from bdpl.errors import ConfigError
 from bdpl.metrics import METRICS, accuracy, compute_metric, f1, macro_f1, matthews
 
@@ -111,3 +113,8 @@ def test_bad_arguments_raise_config_error(
 def test_macro_f1_rejects_index_beyond_num_classes() -> None:
     with pytest.raises(ConfigError, match="out of range"):
         macro_f1([0, 2], [0, 1], num_classes=2)
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(bdpl.metrics)
+    assert result.attempted > 0 and result.failed == 0

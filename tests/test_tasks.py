@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import doctest
 import re
 
 import pytest
 
+import bdpl.tasks
 from bdpl.errors import ConfigError, DataError, InvalidTaskError
 from bdpl.tasks import PRESETS, Dataset, Example, Task, get_task
 
@@ -184,3 +186,8 @@ def test_invalid_tasks(template: str, verbalizer: dict[str, str], metric: str, m
     # Typed for callers that catch broadly.
     assert isinstance(info.value, ConfigError)
     assert isinstance(info.value, ValueError)
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(bdpl.tasks)
+    assert result.attempted > 0 and result.failed == 0

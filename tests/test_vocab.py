@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 import random
 from pathlib import Path
 
 import pytest
 
+import bdpl.vocab
 from bdpl.data import load_split
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example
@@ -142,3 +144,8 @@ def test_normalize_candidates() -> None:
 def test_normalize_candidates_rejects(candidates: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         normalize_candidates(candidates)  # type: ignore[arg-type]
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(bdpl.vocab)
+    assert result.attempted > 0 and result.failed == 0
