@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import bdpl.data
+import bdpl.data.benchmarks
+import bdpl.data.files
+import bdpl.data.sampling
 from bdpl.data import (
     PRESET_DATA,
     find_data_dir,
@@ -44,9 +46,9 @@ def _blank_rows(path: Path) -> int:
     return sum(1 for line in lines if line.strip() and not json.loads(line)["text"].strip())
 
 
-def _all_specs() -> dict[str, tuple[str, bdpl.data.FileSpec]]:
+def _all_specs() -> dict[str, tuple[str, bdpl.data.benchmarks.FileSpec]]:
     """Every file the presets read (k-shot folders for the five LM-BFF seeds) -> its reader."""
-    specs: dict[str, tuple[str, bdpl.data.FileSpec]] = {}
+    specs: dict[str, tuple[str, bdpl.data.benchmarks.FileSpec]] = {}
     for name, layout in PRESET_DATA.items():
         for spec in (*(layout.k_shot or ()), *filter(None, [layout.test]), *layout.pool):
             for seed in SEEDS:
@@ -375,12 +377,14 @@ def test_find_data_dir(data_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
     # nothing anywhere: the error says how to fix it
     (tmp_path / "empty" / "checkout").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "empty" / "checkout")
-    fake = tmp_path / "empty" / "checkout" / "bdpl" / "data.py"
-    monkeypatch.setattr(bdpl.data, "__file__", str(fake))
+    fake = tmp_path / "empty" / "checkout" / "bdpl" / "data" / "benchmarks.py"
+    monkeypatch.setattr(bdpl.data.benchmarks, "__file__", str(fake))
     with pytest.raises(DataError, match="set BDPL_DATA_DIR"):
         find_data_dir()
 
 
 def test_docstring_examples() -> None:
-    result = doctest.testmod(bdpl.data)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (bdpl.data.files, bdpl.data.sampling, bdpl.data.benchmarks):
+        result = doctest.testmod(module)
+        assert result.failed == 0
+    assert doctest.testmod(bdpl.data.files).attempted > 0
