@@ -132,6 +132,23 @@ def test_other_seeds_and_k_sample_the_pool(name: str, data_dir: Path) -> None:
     assert load_split(name, "train", seed=8, k=4, data_dir=data_dir) != train
 
 
+@pytest.mark.parametrize("name", ["rte", "citation_intent", "hyperpartisan", "rct"])
+def test_pool_split_is_the_cleaned_training_data(name: str, data_dir: Path) -> None:
+    task, layout = get_task(name), PRESET_DATA[name]
+    raw = [e for spec in layout.pool for e in spec.read(data_dir, task)]
+    test = load_split(name, "test", data_dir=data_dir) if layout.test else []
+    labels: dict[tuple[str, str | None], set[str | None]] = {}
+    for e in raw:
+        labels.setdefault((e.text_a, e.text_b), set()).add(e.label)
+    banned = {(e.text_a, e.text_b) for e in test}
+    expected = {key for key, seen in labels.items() if len(seen) == 1 and key not in banned}
+    pool = load_split(name, "pool", data_dir=data_dir)
+    texts = [(e.text_a, e.text_b) for e in pool]
+    assert len(texts) == len(set(texts)) and set(texts) == expected
+    train = load_split(name, "train", seed=3, k=2, data_dir=data_dir)
+    assert set(train) <= set(pool)
+
+
 def test_rct_splits_partition_the_sample(data_dir: Path) -> None:
     splits = [load_split("rct", s, seed=21, data_dir=data_dir) for s in ("train", "dev", "test")]
     pool = PRESET_DATA["rct"].pool[0].read(data_dir, get_task("rct"))

@@ -13,7 +13,7 @@ from bdpl.data.sampling import check_k, draw
 from bdpl.errors import ConfigError, DataError
 from bdpl.tasks import Dataset, Example, Task, get_task
 
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
+SPLITS: tuple[str, ...] = ("train", "dev", "test", "pool")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class FileSpec:
         return replace(self, path=path)
 
     def read(self, root: Path, task: Task, *, k: int = 16, seed: int = 13) -> list[Example]:
+        """The file's examples, labels checked against ``task``."""
         return read_examples(
             root / self.path.format(k=k, seed=seed),
             text_a=self.text_a,
@@ -200,13 +201,18 @@ def load_split(
 
     Before sampling, the training data loses repeated texts, texts with conflicting labels
     and texts that are also in the test file, so train, dev and test never share a text.
+    That cleaned training data is the ``pool`` split: all the task's shipped training
+    examples (66,973 distinct sentences for SST-2; 500 for RCT, whose pool includes its test
+    sentences). It is
+    meant as unlabelled in-domain text for :func:`bdpl.vocab.build_vocabulary`, which finds
+    few phrases in 16-shot data; training on its labels leaves the few-shot setting.
 
     Samples are drawn with :func:`sample_k_shot`'s generator: the same ``seed`` and ``k``
     always give the same examples, on any machine.
 
     Args:
         task: a preset task or its name.
-        split: ``"train"``, ``"dev"`` or ``"test"``.
+        split: ``"train"``, ``"dev"``, ``"test"`` or ``"pool"``.
         seed: sampling seed (and LM-BFF folder).
         k: examples per class in train and in dev.
         data_dir: the data directory; see :func:`find_data_dir`.
@@ -226,6 +232,8 @@ def load_split(
             f"task {task.name!r} has no benchmark data; read your files with read_dataset()"
         )
     root = find_data_dir(data_dir)
+    if split == "pool":
+        return Dataset(task, tuple(_pool(layout, root, task)))
     train, dev, rest = _train_dev(layout, root, task, k, seed)
     if split == "train":
         examples = train
@@ -253,10 +261,14 @@ def _train_dev(
                 dev_spec.read(root, task, k=k, seed=seed),
                 [],
             )
+    train, dev, rest = draw(_pool(layout, root, task), task, (k, k, None), seed)
+    return train, dev, rest
+
+
+def _pool(layout: TaskData, root: Path, task: Task) -> list[Example]:
     pool = [e for spec in layout.pool for e in spec.read(root, task)]
     test = layout.test.read(root, task) if layout.test is not None else []
-    train, dev, rest = draw(_distinct(pool, exclude=test), task, (k, k, None), seed)
-    return train, dev, rest
+    return _distinct(pool, exclude=test)
 
 
 def _distinct(examples: Sequence[Example], *, exclude: Sequence[Example]) -> list[Example]:

@@ -53,5 +53,6 @@ def sample_k_shot(
 
 
 def check_k(k: int) -> None:
+    """Raise :class:`ConfigError` unless ``k`` is a positive int."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
