@@ -261,6 +261,12 @@ def test_user_tsv_by_position_without_header_and_label_map(tmp_path: Path) -> No
         task="sst2",
     )
     assert examples == [Example("great film", None, "1"), Example('"awful" film', None, "0")]
+    # Integer keys match the text the file holds.
+    path.write_text("1\tyes\n0\tno\n")
+    examples = read_examples(
+        path, text_a=1, label=0, format="tsv", has_header=False, label_map={0: "a", 1: "b"}
+    )
+    assert [e.label for e in examples] == ["b", "a"]
 
 
 def test_user_jsonl_and_json(tmp_path: Path) -> None:

@@ -208,6 +208,8 @@ def read_examples(
         raise ConfigError(f"{file}: {fmt} records are read by key; columns must be names")
     if isinstance(task, str):
         task = get_task(task)
+    # Keys as the file's labels will look once cleaned, so {0: ...} matches a "0" cell.
+    mapping = None if label_map is None else {_clean_label(k): v for k, v in label_map.items()}
     if not file.is_file():
         raise DataError(f"data file {file} does not exist")
     examples = []
@@ -220,7 +222,7 @@ def read_examples(
         if blank:
             raise DataError(f"{file}, {where}: column {blank[0]!r} holds no text")
         raw = None if label is None else _clean_label(_field(file, where, record, label))
-        value = raw if raw is None or label_map is None else label_map.get(raw, raw)
+        value = raw if raw is None or mapping is None else mapping.get(raw, raw)
         if task is not None:
             check_label(task, value, f"{file}, {where}")
         examples.append(Example(first, second, value))
