@@ -243,6 +243,7 @@ class Optimizer:
         self.backend = backend
         self.task = task
         self.progress = progress
+        self._owns_meter = meter is None
         self.meter = meter if meter is not None else Meter(backend, **dict(meter_options or {}))
         self.separator = str(backend_option(backend, "pair_separator", "\n"))
         self.queries = 0
@@ -254,6 +255,18 @@ class Optimizer:
         self._estimator_state: EstimatorState | None = None
         if candidates is not None:
             self._set_candidates(candidates)
+
+    def close(self) -> None:
+        """Close the metering layer if this optimizer built it (a given meter is left open)."""
+        close = getattr(self.meter, "close", None)
+        if self._owns_meter and callable(close):
+            close()
+
+    def __enter__(self) -> Optimizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ----------------------------------------------------------------- state
     def _set_candidates(self, candidates: Sequence[str]) -> None:
