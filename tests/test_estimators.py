@@ -143,6 +143,21 @@ def test_reference_projection_zeroes_and_floor() -> None:
     assert np.all(np.isfinite(g))
 
 
+def test_without_the_floor_a_zero_probability_gives_nan() -> None:
+    """Why the floor exists: the reference formula at p_ij = 0 is 0 * inf."""
+    probs = np.array([[0.5, 0.5, 0.0]])
+    with np.errstate(all="ignore"):
+        g = ReferenceEstimator().gradient(probs, np.array([[0], [1]]), np.array([1.0, 0.0]))
+    assert np.isnan(g[0, 2]) and np.all(np.isfinite(g[0, :2]))
+    state = ReferenceEstimator(learning_rate=1.0).init(1, 3)
+    for _ in range(5):  # a collapse that zeroes probabilities, then updates on the floor
+        state = ReferenceEstimator(learning_rate=1.0).update(
+            state, np.array([[0], [1]]), np.array([0.0, 1.0])
+        )
+    assert state.params[0, 0] > 0.99 and state.params.min() == 1e-6
+    assert np.all(np.isfinite(state.params)) and np.all(np.isfinite(state.v))
+
+
 def test_clip_by_norm_and_adam_match_torch() -> None:
     """One reference update equals a transcription of the reference loop in torch."""
     torch = pytest.importorskip("torch")
