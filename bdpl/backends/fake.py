@@ -215,7 +215,7 @@ class Planted:
 
 
 class _PromptParser:
-    """Recovers candidate indices from the prompt text that :meth:`Task.render` put in front."""
+    """Finds the planted candidates in the prompt :meth:`Task.render` put first; sums effects."""
 
     def __init__(self, planted: Planted) -> None:
         task = planted.task
@@ -228,7 +228,7 @@ class _PromptParser:
         self.index = {tuple(c.split(" ")): i for i, c in enumerate(planted.candidates)}
         self.longest = max(len(k) for k in self.index)
         self.effects = planted.effects
-        self.cache: dict[str, float | None] = {"": 0.0}
+        self.cache: dict[str, float | None] = {}
 
     def effect(self, region: str) -> float:
         """Summed effect of the prompt in ``region`` (the text before the first input)."""
