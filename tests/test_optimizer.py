@@ -122,15 +122,15 @@ def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
     plant = Planted.for_dataset(
         Dataset(train.task, train.examples + dev.examples), WORDS, prompt_length=2, seed=1
     )
+    fake = FakeBackend(planted=plant)
     opt = make_optimizer(
-        FakeBackend(planted=plant),
-        candidates=WORDS,
-        prompt_length=2,
-        sample_size=8,
-        batch_size=8,
-        epochs=15,
+        fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=8, epochs=15
     )
+    opt.evaluate(dev, [])  # before the fit: not counted in the fit's queries
+    before = sum(len(c) for c in fake.calls)
     result = opt.fit(train, dev)
+    assert result.queries == sum(len(c) for c in fake.calls) - before
+    assert result.queries == result.history[-1].queries <= opt.max_queries(16, 16)
     assert len(result.history) == 15 and all(r.dev_score is not None for r in result.history)
     assert result.dev_score == max(r.dev_score or 0.0 for r in result.history)
     assert result.prompt == opt.best_prompt == plant.best_prompt
