@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 import inspect
 import json
@@ -295,3 +296,11 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
 def test_ask_needs_candidates() -> None:
     with pytest.raises(ConfigError, match="candidates"):
         make_optimizer(FakeBackend()).ask()
+
+
+def test_doctests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bdpl.optimizer
+
+    monkeypatch.setenv("BDPL_CACHE_DIR", str(tmp_path))  # keep any query cache out of $HOME
+    result = doctest.testmod(bdpl.optimizer, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import subprocess
@@ -261,3 +262,10 @@ def test_throughput() -> None:
                 backend.score(qs[i : i + 64])
             best = min(best, time.process_time() - t)
         assert len(qs) / max(best, 1e-9) > 20_000
+
+
+def test_doctests() -> None:
+    import bdpl.backends.fake
+
+    result = doctest.testmod(bdpl.backends.fake, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
