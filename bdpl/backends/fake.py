@@ -348,6 +348,12 @@ class FakeBackend:
                 "FakeBackend: noise and latency must be >= 0, max_batch_size and "
                 "max_concurrency >= 1"
             )
+        for call, fault in (faults or {}).items():
+            if not (isinstance(fault, BaseException) or fault == "malformed"):
+                raise ConfigError(
+                    f"FakeBackend: fault at call {call} must be an exception or 'malformed', "
+                    f"got {fault!r}"
+                )
         self.seed = seed
         self.planted = planted
         self.noise = noise

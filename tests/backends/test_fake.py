@@ -195,6 +195,13 @@ def test_faults_malformed_attempts_and_latency() -> None:
     assert fake.attempts == 3 and fake.call_count == 2
 
 
+def test_constructor_validation() -> None:
+    with pytest.raises(ConfigError, match="fault at call 2"):
+        FakeBackend(faults={2: "slow"})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError):
+        FakeBackend(max_batch_size=0)
+
+
 def test_call_log_threads_and_concurrency(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     fake = FakeBackend(call_log=log, latency=0.01, faults={3: "malformed"})
