@@ -409,10 +409,12 @@ class Optimizer:
         optimizer keeps its distributions, so calling ``fit`` again continues training.
 
         Raises:
-            ConfigError: empty training set, or a task/candidates problem.
+            ConfigError: an empty training or dev set, or a task/candidates problem.
         """
         if len(train) == 0:
             raise ConfigError("the training set is empty")
+        if dev is not None and len(dev) == 0:
+            raise ConfigError("the dev set is empty (pass dev=None to train without one)")
         task = self.task = self._task_for(train)
         if self.candidates is None:
             from bdpl.vocab import build_vocabulary

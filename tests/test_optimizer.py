@@ -293,6 +293,14 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
         make_optimizer(FakeBackend(), **kwargs)  # type: ignore[arg-type]
 
 
+def test_fit_rejects_empty_data() -> None:
+    opt = make_optimizer(FakeBackend(), candidates=WORDS[:3], prompt_length=1, sample_size=2)
+    with pytest.raises(ConfigError, match="training set is empty"):
+        opt.fit(sst2(0))
+    with pytest.raises(ConfigError, match="dev set is empty"):
+        opt.fit(sst2(4), sst2(0))
+
+
 def test_ask_needs_candidates() -> None:
     with pytest.raises(ConfigError, match="candidates"):
         make_optimizer(FakeBackend()).ask()
