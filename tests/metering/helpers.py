@@ -35,7 +35,9 @@ def make_queries(n: int, tag: str = "q") -> list[Query]:
     return [Query(f"{tag} {i} It was", ".", LABELS) for i in range(n)]
 
 
-def workload(seed: int = 0, rounds: int = 12, prompts: int = 4, batch: int = 8) -> list[list[Query]]:
+def workload(
+    seed: int = 0, rounds: int = 12, prompts: int = 4, batch: int = 8
+) -> list[list[Query]]:
     """Batches like an optimizer's: sampled two-word prompts on minibatches (with repeats)."""
     rng = random.Random(seed)
     out = []

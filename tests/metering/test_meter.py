@@ -19,7 +19,7 @@ from bdpl.errors import (
     ServerError,
     UnknownPriceError,
 )
-from bdpl.metering import Budget, Ledger, Meter, Price, QueryCache, RetryPolicy
+from bdpl.metering import Ledger, Meter, Price, QueryCache, RetryPolicy
 from bdpl.types import LabelScores, Query, Usage
 from tests.metering.helpers import FAST_RETRY, LABELS, make_queries
 
@@ -63,8 +63,12 @@ def assert_consistent(meter: Meter, call_log: Path) -> None:
         summary.completion_tokens,
         summary.requests,
     )
-    assert s.paid_queries == summary.billed_queries == len(
-        [q for line in call_log.read_text().splitlines() for q in json.loads(line)["queries"]]
+    assert (
+        s.paid_queries
+        == summary.billed_queries
+        == len(
+            [q for line in call_log.read_text().splitlines() for q in json.loads(line)["queries"]]
+        )
     )
     assert s.calls == summary.calls and s.failed_calls == summary.failed_calls
     assert s.hits == summary.hit_queries
@@ -267,9 +271,12 @@ def test_failures_are_logged_with_logging_not_warnings(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = FakeBackend(faults={0: QuotaExceededError("over quota")})
-    with caplog.at_level(logging.INFO, logger="bdpl"), meter_for(fake, tmp_path) as meter:
-        with pytest.raises(QuotaExceededError):
-            meter.score(make_queries(2))
+    with (
+        caplog.at_level(logging.INFO, logger="bdpl"),
+        meter_for(fake, tmp_path) as meter,
+        pytest.raises(QuotaExceededError),
+    ):
+        meter.score(make_queries(2))
     assert "QuotaExceededError" in caplog.text
 
 
