@@ -52,7 +52,12 @@ def test_extrapolates_from_the_longest_sample() -> None:
     est = estimate_cost(fake, [short, long], 95)
     per_query = fake.estimate([long])
     assert est.queries == 95 and est.requests == 10  # ten calls, the last one partial
-    assert est.prompt_tokens == 100 * per_query.prompt_tokens
+    assert est.prompt_tokens == 95 * per_query.prompt_tokens
+    split = estimate_cost(fake, [short, long], 95, batch_sizes=[45, 50])
+    assert split.requests == 10 and split.prompt_tokens == est.prompt_tokens
+    assert estimate_cost(fake, [short, long], 95, batch_sizes=[5] * 19).requests == 19
+    with pytest.raises(ConfigError, match="add up"):
+        estimate_cost(fake, [short], 95, batch_sizes=[90])
     assert "at most 95 queries" in str(est)
 
 
