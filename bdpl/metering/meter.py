@@ -182,6 +182,7 @@ class Meter:
         self._lock = threading.Lock()
         self._stats = MeterStats()
         self._pool: ThreadPoolExecutor | None = None
+        self._warned_estimate = False
 
     def __repr__(self) -> str:
         return f"Meter({self.identity!r}, budget={self.budget!r})"
@@ -300,6 +301,8 @@ class Meter:
                 billed = len(chunk) if answered else 0
                 actual = Spend(billed, usage.requests, usage.total_tokens, self.price.cost(usage))
                 self.budget.settle(reservation, actual)
+                if _exceeds(actual, estimate):
+                    self._warn_estimate(actual, estimate)
                 state.billed_queries += billed
                 state.usage += usage
                 self._add(
@@ -328,6 +331,19 @@ class Meter:
         self.cache.put_keyed([(k, s) for (_, k), s in zip(keyed, result, strict=True)])
         self._record_call(chunk, state, None)
         return result
+
+    def _warn_estimate(self, actual: Spend, estimate: Spend) -> None:
+        with self._lock:
+            if self._warned_estimate:
+                return
+            self._warned_estimate = True
+        log.warning(
+            "backend %s used more than its estimate (%s > %s): budgets checked with such "
+            "estimates may be passed; its estimate() should be an upper bound",
+            self.identity,
+            actual,
+            estimate,
+        )
 
     def _on_retry(self, attempt: int, wait_s: float) -> None:
         log.info("call to %s: try %d failed; retrying in %.2fs", self.identity, attempt, wait_s)
@@ -391,6 +407,14 @@ def _usage_of(answers: object) -> Usage:
             if isinstance(a, LabelScores) and isinstance(a.usage, Usage):
                 total += a.usage
     return total
+
+
+def _exceeds(actual: Spend, estimate: Spend) -> bool:
+    return (
+        actual.requests > estimate.requests
+        or actual.tokens > estimate.tokens
+        or actual.dollars > estimate.dollars + 1e-12
+    )
 
 
 def _now() -> str:
