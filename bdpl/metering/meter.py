@@ -109,9 +109,9 @@ class Meter:
     Args:
         backend: any backend. Its optional ``max_batch_size``, ``max_concurrency``, ``model``,
             ``is_local`` and ``estimate`` are used (see :mod:`bdpl.backends.base`).
-        cache: a :class:`QueryCache`; ``None`` or ``True`` for the default disk cache at
-            ``<cache root>/queries`` (``$BDPL_CACHE_DIR`` or the user cache directory);
-            ``False`` for none (every query is paid).
+        cache: a :class:`QueryCache` or a directory for one; ``None`` or ``True`` for the
+            default disk cache at ``<cache root>/queries`` (``$BDPL_CACHE_DIR``, else the XDG
+            user cache directory); ``False`` for none (every query is paid).
         ledger: a :class:`Ledger` or a path for one; ``None`` keeps no ledger file (the
             in-memory :attr:`stats` are kept either way).
         budget: spending limits; ``None`` for none.
@@ -147,7 +147,7 @@ class Meter:
         self,
         backend: Backend,
         *,
-        cache: QueryCache | bool | None = None,
+        cache: QueryCache | str | Path | bool | None = None,
         ledger: Ledger | str | Path | None = None,
         budget: Budget | None = None,
         retry: RetryPolicy | None = None,
@@ -161,10 +161,14 @@ class Meter:
         self.price = price_for(backend, price)
         if isinstance(cache, QueryCache):
             self.cache, self._owns_cache = cache, False
+        elif isinstance(cache, (str, Path)):
+            self.cache, self._owns_cache = QueryCache(cache), True
         elif cache is False:
             self.cache, self._owns_cache = QueryCache("", enabled=False), True
-        else:
+        elif cache is None or cache is True:
             self.cache, self._owns_cache = default_cache(), True
+        else:
+            raise ConfigError(f"cache must be a QueryCache, a directory or a bool, got {cache!r}")
         if ledger is None or isinstance(ledger, Ledger):
             self.ledger, self._owns_ledger = ledger, False
         else:
