@@ -349,8 +349,14 @@ class Meter:
             estimate,
         )
 
-    def _on_retry(self, attempt: int, wait_s: float) -> None:
-        log.info("call to %s: try %d failed; retrying in %.2fs", self.identity, attempt, wait_s)
+    def _on_retry(self, attempt: int, wait_s: float, error: BaseException | None) -> None:
+        log.info(
+            "call to %s: try %d failed (%s); retrying in %.2fs",
+            self.identity,
+            attempt,
+            type(error).__name__,
+            wait_s,
+        )
 
     # -- accounting ---------------------------------------------------------------------------
 
