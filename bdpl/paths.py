@@ -17,3 +17,9 @@ def cache_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "bdpl"
+
+
+def models_dir() -> Path:
+    """Where converted models are kept: ``$BDPL_MODEL_DIR``, else ``cache_root() / "models"``."""
+    env = os.environ.get("BDPL_MODEL_DIR")
+    return Path(env).expanduser() if env else cache_root() / "models"

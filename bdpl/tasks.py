@@ -223,7 +223,12 @@ PRESETS: dict[str, Task] = {
             },
             "macro_f1",
         ),
-        Task("hyperpartisan", "<s1> It is <slot>.", {"false": "unhelpful", "true": "helpful"}, "macro_f1"),
+        Task(
+            "hyperpartisan",
+            "<s1> It is <slot>.",
+            {"false": "unhelpful", "true": "helpful"},
+            "macro_f1",
+        ),
     )
 }
 

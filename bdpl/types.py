@@ -95,7 +95,7 @@ class LabelScores:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> LabelScores:
-        """Inverse of :meth:`to_json`; raises ``ValueError``/``TypeError``/``KeyError`` on bad data."""
+        """Inverse of :meth:`to_json`; raises ValueError, TypeError or KeyError on bad data."""
         raw = data["logprobs"]
         usage = data["usage"]
         if not isinstance(raw, list) or not isinstance(usage, list) or len(usage) != 3:

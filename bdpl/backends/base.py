@@ -56,4 +56,4 @@ class Backend(Protocol):
 def backend_option(backend: object, name: str, default: T) -> T:
     """Read an optional backend attribute (see module docstring), falling back to ``default``."""
     value = getattr(backend, name, default)
-    return default if value is None else value  # type: ignore[no-any-return]
+    return default if value is None else value
