@@ -282,6 +282,20 @@ class Meter:
             raise next((e for e in errors if not isinstance(e, BudgetExceededError)), errors[0])
 
     def _call(self, keyed: list[tuple[Query, str]]) -> list[LabelScores]:
+        """One chunk; halved while the budget has room for less than the whole chunk.
+
+        So a budget is used up to the last query it allows rather than refusing a chunk whole
+        (with ``max_queries=10`` and chunks of 64, ten queries are paid, then the fit stops).
+        """
+        try:
+            return self._call_chunk(keyed)
+        except BudgetExceededError:
+            if len(keyed) == 1:
+                raise
+            half = len(keyed) // 2
+            return self._call(keyed[:half]) + self._call(keyed[half:])
+
+    def _call_chunk(self, keyed: list[tuple[Query, str]]) -> list[LabelScores]:
         """One call: reserve, score, validate, settle; retried; then cache and record it."""
         chunk = [q for q, _ in keyed]
         estimate = self.estimate(chunk)

@@ -121,10 +121,10 @@ def test_budget_stop_is_clean_and_resumable(tmp_path: Path) -> None:
     with Meter(fake, cache=cache, budget=Budget(max_queries=12)) as meter:
         with pytest.raises(BudgetExceededError, match="max_queries=12"):
             meter.score(qs)
-        assert meter.stats.paid_queries == 10
-    with Meter(fake, cache=cache, budget=Budget(max_queries=10)) as meter:
+        assert meter.stats.paid_queries == 12  # two chunks of 5, then the third halved to fit
+    with Meter(fake, cache=cache, budget=Budget(max_queries=8)) as meter:
         assert len(meter.score(qs)) == 20
-        assert meter.stats.paid_queries == 10 and meter.stats.hits == 10
+        assert meter.stats.paid_queries == 8 and meter.stats.hits == 12
     assert sum(len(c) for c in fake.calls) == 20
 
 
@@ -165,3 +165,16 @@ def test_an_underestimating_backend_is_reported(
         meter.score(make_queries(3))
         meter.score(make_queries(3, "again"))
     assert caplog.text.count("used more than its estimate") == 1
+
+
+def test_a_budget_smaller_than_a_chunk_is_used_to_the_last_query(tmp_path: Path) -> None:
+    fake = FakeBackend(max_batch_size=64)
+    budget = Budget(max_queries=10)
+    with Meter(fake, cache=QueryCache(tmp_path / "c"), budget=budget, retry=FAST_RETRY) as meter:
+        queries = make_queries(30, tag="tight")
+        with pytest.raises(BudgetExceededError):
+            meter.score(queries)
+        assert sum(len(c) for c in fake.calls) == budget.spent.queries == 10
+        # The ten paid answers are cached: asking for them again is free.
+        assert len(meter.score(queries[:10])) == 10
+        assert sum(len(c) for c in fake.calls) == 10
