@@ -72,6 +72,7 @@ class BackendError(BDPLError):
     """
 
     retryable: bool = False
+    retry_after: float | None = None
 
     def __init__(
         self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
@@ -92,15 +93,15 @@ class QuotaExceededError(BackendError):
     """The account's quota or billing limit is exhausted; retrying does not help."""
 
 
-class AuthenticationError(PermissionError, BackendError):
+class AuthenticationError(BackendError, PermissionError):
     """The credentials were rejected (HTTP 401/403)."""
 
 
-class BadRequestError(ValueError, BackendError):
+class BadRequestError(BackendError, ValueError):
     """The provider rejected the request as malformed (HTTP 400/422)."""
 
 
-class ModelNotFoundError(LookupError, BackendError):
+class ModelNotFoundError(BackendError, LookupError):
     """The model does not exist on this endpoint or has been retired."""
 
 
@@ -110,13 +111,13 @@ class ServerError(BackendError):
     retryable = True
 
 
-class BackendTimeoutError(TimeoutError, BackendError):
+class BackendTimeoutError(BackendError, TimeoutError):
     """The call took longer than its timeout."""
 
     retryable = True
 
 
-class BackendConnectionError(ConnectionError, BackendError):
+class BackendConnectionError(BackendError, ConnectionError):
     """The connection failed or was dropped."""
 
     retryable = True
@@ -128,5 +129,5 @@ class MalformedResponseError(BackendError):
     retryable = True
 
 
-class UnsupportedQueryError(ValueError, BackendError):
+class UnsupportedQueryError(BackendError, ValueError):
     """The backend was asked something it was not built to answer."""

@@ -11,6 +11,7 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from bdpl.errors import BudgetExceededError, ConfigError
 
@@ -71,6 +72,8 @@ class Budget:
         max_requests: most requests, as backends report them.
         max_tokens: most prompt + completion tokens, as backends report them.
         max_dollars: most dollars, priced from reported tokens.
+        spent: what was already spent (by an earlier run of the same job) and counts against
+            the limits; see :meth:`from_ledger`.
 
     Raises:
         ConfigError: a limit is negative, not a number, or (for counts) not an integer.
@@ -91,6 +94,8 @@ class Budget:
         max_requests: int | None = None,
         max_tokens: int | None = None,
         max_dollars: float | None = None,
+        *,
+        spent: Spend | None = None,
     ) -> None:
         for name, value in (
             ("max_queries", max_queries),
@@ -117,10 +122,34 @@ class Budget:
         self.max_tokens = max_tokens
         self.max_dollars = None if max_dollars is None else float(max_dollars)
         self._lock = threading.Lock()
-        self._spent = Spend()
+        self._spent = spent if spent is not None else Spend()
         self._reserved = Spend()
         self._open: set[int] = set()
         self._tickets = itertools.count()
+
+    @classmethod
+    def from_ledger(
+        cls,
+        ledger: str | Path,
+        max_queries: int | None = None,
+        max_requests: int | None = None,
+        max_tokens: int | None = None,
+        max_dollars: float | None = None,
+    ) -> Budget:
+        """A budget already charged with everything billed in ``ledger``.
+
+        A job that is killed and restarted with the same ledger file thus keeps one budget
+        over all its runs, rather than a fresh one per process. A missing file is no spend.
+        """
+        from bdpl.metering.ledger import Ledger
+
+        spent = Spend()
+        if Path(ledger).exists():
+            for r in Ledger.read(ledger):
+                spent += Spend(
+                    r.billed_queries, r.requests, r.prompt_tokens + r.completion_tokens, r.dollars
+                )
+        return cls(max_queries, max_requests, max_tokens, max_dollars, spent=spent)
 
     def __repr__(self) -> str:
         limits = ", ".join(

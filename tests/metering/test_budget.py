@@ -178,3 +178,24 @@ def test_a_budget_smaller_than_a_chunk_is_used_to_the_last_query(tmp_path: Path)
         # The ten paid answers are cached: asking for them again is free.
         assert len(meter.score(queries[:10])) == 10
         assert sum(len(c) for c in fake.calls) == 10
+
+
+def test_budget_from_ledger_spans_restarts(tmp_path: Path) -> None:
+    """A restarted job charged from its ledger cannot spend the whole budget again."""
+    ledger = tmp_path / "run.jsonl"
+    fake = FakeBackend(max_batch_size=4)
+    qs = make_queries(40, tag="restart")
+    with (
+        Meter(fake, cache=False, ledger=ledger, budget=Budget(max_queries=10)) as meter,
+        pytest.raises(BudgetExceededError),
+    ):
+        meter.score(qs)
+    budget = Budget.from_ledger(ledger, max_queries=10)
+    assert budget.spent.queries == 10
+    with (
+        Meter(fake, cache=False, ledger=ledger, budget=budget) as meter,
+        pytest.raises(BudgetExceededError),
+    ):
+        meter.score(qs[:1])
+    assert sum(len(c) for c in fake.calls) == 10
+    assert Budget.from_ledger(tmp_path / "absent.jsonl", max_queries=1).spent.queries == 0
