@@ -69,9 +69,7 @@ def sdk_call(client: openai.OpenAI, what: str) -> Iterator[None]:
         yield
 
 
-def post_json(
-    client: openai.OpenAI, what: str, call: Callable[[], Any]
-) -> dict[str, Any]:
+def post_json(client: openai.OpenAI, what: str, call: Callable[[], Any]) -> dict[str, Any]:
     """Make one SDK call through ``with_raw_response`` and return its decoded JSON object.
 
     Args:

@@ -114,9 +114,7 @@ def translate_openai_errors(*, secret: str | None = None, what: str = "request")
         _scrub(exc, secret)
         cause = exc.__cause__
         detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-        raise BackendConnectionError(
-            redact(f"{what}: connection failed{detail}", secret)
-        ) from exc
+        raise BackendConnectionError(redact(f"{what}: connection failed{detail}", secret)) from exc
     except openai.APIResponseValidationError as exc:
         _scrub(exc, secret)
         raise MalformedResponseError(

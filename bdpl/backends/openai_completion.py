@@ -128,7 +128,9 @@ class OpenAIBackend:
         self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
         self._host = endpoint_host(self._client)
         if self._host == OPENAI_HOST and top_logprobs > 5:
-            raise ConfigError(f"OpenAI's completions return at most 5 top logprobs, not {top_logprobs}")
+            raise ConfigError(
+                f"OpenAI's completions return at most 5 top logprobs, not {top_logprobs}"
+            )
         self.model = model
         self.top_logprobs = top_logprobs
         self.fallback: Fallback = fallback
@@ -166,14 +168,15 @@ class OpenAIBackend:
         continuation = [i for i, q in enumerate(queries) if not is_trailing_punctuation(q.after)]
         if continuation and self.fallback == "none":
             raise UnsupportedQueryError(
-                f"{self.identity}: a query continues after the label ({queries[continuation[0]].after!r});"
-                " scoring the continuation needs fallback='echo' or 'prompt_logprobs'"
+                f"{self.identity}: a query continues after the label"
+                f" ({queries[continuation[0]].after!r}); scoring the continuation needs"
+                " fallback='echo' or 'prompt_logprobs'"
             )
 
         pending: list[tuple[int, int]] = []  # (query, label) pairs to score exactly
         for chunk in _chunks(next_token, self.max_batch_size):
             tops, used = self._next_token_tops([queries[i].before for i in chunk])
-            for i, top, share in zip(chunk, tops, split_usage(used, len(chunk))):
+            for i, top, share in zip(chunk, tops, split_usage(used, len(chunk)), strict=True):
                 usage[i] += share
                 for j, value in enumerate(match_labels(queries[i].labels, top)):
                     if value is not None:
@@ -185,11 +188,12 @@ class OpenAIBackend:
                         pending.append((i, j))
         pending += [(i, j) for i in continuation for j in range(len(queries[i].labels))]
 
-        for chunk in _chunks(pending, self.max_batch_size):
-            starts = [len(queries[i].before) for i, _ in chunk]
-            prompts = [_full_text(queries[i], j) for i, j in chunk]
+        for pairs in _chunks(pending, self.max_batch_size):
+            starts = [len(queries[i].before) for i, _ in pairs]
+            prompts = [_full_text(queries[i], j) for i, j in pairs]
             spans, used = self._label_spans(prompts, starts)
-            for (i, j), (value, clean), share in zip(chunk, spans, split_usage(used, len(chunk))):
+            shares = split_usage(used, len(pairs))
+            for (i, j), (value, clean), share in zip(pairs, spans, shares, strict=True):
                 values[i][j] = value
                 exact[i] = exact[i] and clean
                 usage[i] += share
@@ -212,11 +216,7 @@ class OpenAIBackend:
         completion = len(next_token)
         requests = math.ceil(len(next_token) / self.max_batch_size)
         if self.fallback != "none":
-            texts = [
-                _full_text(q, j)
-                for q in queries
-                for j in range(len(q.labels))
-            ]
+            texts = [_full_text(q, j) for q in queries for j in range(len(q.labels))]
             prompt += sum(count(t) for t in texts)
             completion += len(texts)
             requests += math.ceil(len(texts) / self.max_batch_size)
@@ -260,7 +260,8 @@ class OpenAIBackend:
             read = _prompt_logprob_tokens
         data = post_json(self._client, what, call)
         spans: list[tuple[float, bool]] = []
-        for choice, prompt, start in zip(read_choices(data, len(prompts), what), prompts, starts):
+        choices = read_choices(data, len(prompts), what)
+        for choice, prompt, start in zip(choices, prompts, starts, strict=True):
             offsets, logprobs = read(choice, prompt, what)
             try:
                 spans.append(span_logprob(offsets, logprobs, start, len(prompt)))
