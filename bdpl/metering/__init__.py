@@ -1,5 +1,41 @@
-"""The metering layer: every query to a backend goes through :class:`Meter`."""
+"""The metering layer: every query to a backend goes through :class:`Meter`.
 
-from bdpl.metering.meter import Meter
+It caches paid answers on disk (:class:`QueryCache`), records every paid call in a ledger
+(:class:`Ledger`), keeps spending within a :class:`Budget`, prices usage (:class:`Price`, the
+shipped price table), retries what is retryable (:class:`RetryPolicy`, on tenacity) and can
+estimate a run's worst-case cost before it starts (:func:`estimate_cost`).
+"""
 
-__all__ = ["Meter"]
+from bdpl.metering.budget import Budget, Reservation, Spend
+from bdpl.metering.cache import CACHE_FORMAT_VERSION, CacheStats, QueryCache, cache_key
+from bdpl.metering.estimate import CostEstimate, estimate_cost
+from bdpl.metering.ledger import Ledger, LedgerRecord, LedgerSummary
+from bdpl.metering.meter import Meter, MeterStats, default_cache
+from bdpl.metering.prices import FREE, Price, price_for, price_table
+from bdpl.metering.retry import RetryPolicy
+from bdpl.metering.tokens import count_tokens, estimate_usage
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "FREE",
+    "Budget",
+    "CacheStats",
+    "CostEstimate",
+    "Ledger",
+    "LedgerRecord",
+    "LedgerSummary",
+    "Meter",
+    "MeterStats",
+    "Price",
+    "QueryCache",
+    "Reservation",
+    "RetryPolicy",
+    "Spend",
+    "cache_key",
+    "count_tokens",
+    "default_cache",
+    "estimate_cost",
+    "estimate_usage",
+    "price_for",
+    "price_table",
+]

@@ -1,34 +1,395 @@
-"""One layer between the optimizer and any backend (minimal version: dedup and chunking).
+"""The metering layer: every query the optimizer asks goes through one :class:`Meter`.
 
-The full layer (cache, budget, retries, ledger, concurrency) replaces this module.
+For each batch of queries the meter drops duplicates, answers what the cache holds (free,
+recorded as hits), and sends the rest to the backend in chunks of the backend's
+``max_batch_size``, up to ``max_concurrency`` chunks at a time. Before each try of each chunk it
+reserves an upper bound of the chunk's spend in the budget, so the budget cannot be overshot,
+also under concurrency; retryable errors are retried; valid answers are cached as soon as their
+chunk returns (a killed run loses at most the calls in flight) and every call that reached the
+backend is written to the ledger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
 from bdpl.backends.base import Backend, backend_option
-from bdpl.errors import MalformedResponseError
-from bdpl.types import LabelScores, Query
+from bdpl.errors import BudgetExceededError, ConfigError
+from bdpl.metering.budget import Budget, Spend
+from bdpl.metering.cache import QueryCache
+from bdpl.metering.ledger import Ledger, LedgerRecord
+from bdpl.metering.prices import Price, price_for
+from bdpl.metering.redaction import redact, redact_exception
+from bdpl.metering.retry import RetryPolicy
+from bdpl.metering.tokens import estimate_usage
+from bdpl.metering.validation import check_answers
+from bdpl.paths import cache_root
+from bdpl.types import LabelScores, Query, Usage
+
+__all__ = ["Meter", "MeterStats", "default_cache"]
+
+log = logging.getLogger(__name__)
+
+
+def default_cache() -> QueryCache:
+    """The default query cache: ``<cache root>/queries`` (see :func:`bdpl.paths.cache_root`)."""
+    return QueryCache(cache_root() / "queries")
+
+
+@dataclass(frozen=True, slots=True)
+class MeterStats:
+    """What a meter has done since it was made.
+
+    Attributes:
+        queries: queries asked, duplicates included.
+        duplicates: queries dropped because the same batch asked them already.
+        hits: distinct queries the cache answered.
+        misses: distinct queries sent (or tried) to the backend.
+        paid_queries: queries the backend answered and billed, over all tries.
+        calls: calls that reached the backend (a call is a chunk with all its tries).
+        failed_calls: of those, calls that ended in an error.
+        attempts: tries made, retries included.
+        requests: requests the backend reported.
+        prompt_tokens: prompt tokens the backend reported.
+        completion_tokens: completion tokens the backend reported.
+        dollars: billed, at the meter's price.
+        saved_dollars: what the cache hits cost when they were first paid for.
+    """
+
+    queries: int = 0
+    duplicates: int = 0
+    hits: int = 0
+    misses: int = 0
+    paid_queries: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    attempts: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    dollars: float = 0.0
+    saved_dollars: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def retries(self) -> int:
+        """Tries beyond the first of each call."""
+        return self.attempts - self.calls
+
+
+@dataclass
+class _CallState:
+    """What one call (a chunk and all its tries) has used so far."""
+
+    attempts: int = 0
+    billed_queries: int = 0
+    usage: Usage = field(default_factory=Usage)
+    started: float = field(default_factory=time.monotonic)
 
 
 class Meter:
-    """Wraps a backend: drops duplicate queries and sends the rest in chunks."""
+    """Wraps a backend with dedup, a query cache, a budget, retries, a ledger and concurrency.
 
-    def __init__(self, backend: Backend) -> None:
+    A meter has the backend's ``identity`` and a ``score`` method, so it can stand wherever a
+    :class:`~bdpl.backends.base.Backend` is expected. Thread-safe: several threads may call
+    :meth:`score` at once (they share the budget; the same query asked by two threads at the
+    same moment may be paid twice).
+
+    Args:
+        backend: any backend. Its optional ``max_batch_size``, ``max_concurrency``, ``model``,
+            ``is_local`` and ``estimate`` are used (see :mod:`bdpl.backends.base`).
+        cache: a :class:`QueryCache`; ``None`` or ``True`` for the default disk cache at
+            ``<cache root>/queries`` (``$BDPL_CACHE_DIR`` or the user cache directory);
+            ``False`` for none (every query is paid).
+        ledger: a :class:`Ledger` or a path for one; ``None`` keeps no ledger file (the
+            in-memory :attr:`stats` are kept either way).
+        budget: spending limits; ``None`` for none.
+        retry: how failed calls are retried; ``None`` for :class:`RetryPolicy`'s defaults.
+        price: USD per 1M tokens; overrides the price table (needed for a paid model the table
+            does not list).
+        max_concurrency: chunks in flight at once; defaults to, and is capped at, the backend's
+            ``max_concurrency`` (1 when it declares none: not known to be thread-safe).
+        cache_params: extra settings that change the backend's answers but are not in its
+            identity; they become part of every cache key.
+
+    Raises:
+        UnknownPriceError: a paid backend whose model has no price and none was given.
+        CacheError: the cache directory cannot be used.
+
+    >>> import tempfile
+    >>> from bdpl.types import LabelScores, Query, Usage
+    >>> class Echo:
+    ...     identity, is_local = "echo", True
+    ...     def score(self, queries):
+    ...         return [LabelScores((-0.1,) * len(q.labels), Usage(5, 0, 1)) for q in queries]
+    >>> meter = Meter(Echo(), cache=QueryCache(tempfile.mkdtemp()), budget=Budget(max_queries=3))
+    >>> q = Query("It was", ".", (" bad", " good"))
+    >>> len(meter.score([q, q]))      # one paid query, one duplicate
+    2
+    >>> _ = meter.score([q])          # a cache hit: free
+    >>> meter.stats.paid_queries, meter.stats.hits, meter.stats.duplicates
+    (1, 1, 1)
+    >>> meter.close()
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cache: QueryCache | bool | None = None,
+        ledger: Ledger | str | Path | None = None,
+        budget: Budget | None = None,
+        retry: RetryPolicy | None = None,
+        price: Price | None = None,
+        max_concurrency: int | None = None,
+        cache_params: Mapping[str, object] | None = None,
+    ) -> None:
         self.backend = backend
+        self.identity = str(backend.identity)
+        self.model = str(backend_option(backend, "model", self.identity))
+        self.price = price_for(backend, price)
+        if isinstance(cache, QueryCache):
+            self.cache, self._owns_cache = cache, False
+        elif cache is False:
+            self.cache, self._owns_cache = QueryCache("", enabled=False), True
+        else:
+            self.cache, self._owns_cache = default_cache(), True
+        if ledger is None or isinstance(ledger, Ledger):
+            self.ledger, self._owns_ledger = ledger, False
+        else:
+            self.ledger, self._owns_ledger = Ledger(ledger), True
+        self.budget = budget if budget is not None else Budget()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.cache_params = dict(cache_params) if cache_params else None
+        self.max_batch_size = max(1, int(backend_option(backend, "max_batch_size", 32)))
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        allowed = max(1, int(backend_option(backend, "max_concurrency", 1)))
+        self.max_concurrency = allowed if max_concurrency is None else min(allowed, max_concurrency)
+        key = getattr(backend, "api_key", None)
+        self._secrets: tuple[str, ...] = (key,) if isinstance(key, str) and key else ()
+        self._lock = threading.Lock()
+        self._stats = MeterStats()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"Meter({self.identity!r}, budget={self.budget!r})"
+
+    def __enter__(self) -> Meter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> MeterStats:
+        """A snapshot of what this meter has done."""
+        with self._lock:
+            return self._stats
+
+    def estimate(self, queries: Sequence[Query]) -> Spend:
+        """An upper bound on what one call with ``queries`` could spend."""
+        usage = estimate_usage(self.backend, queries)
+        return Spend(len(queries), usage.requests, usage.total_tokens, self.price.cost(usage))
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
-        """Scores for ``queries`` (same order); each distinct query is sent at most once."""
+        """Scores for ``queries``, in order; each distinct query is paid for at most once.
+
+        Raises:
+            BudgetExceededError: a chunk could not be sent without risking passing the budget.
+                Chunks that completed before are cached, so asking again costs nothing for them.
+            BackendError: a call failed for good (after retries, when retryable).
+        """
+        queries = list(queries)
         unique = list(dict.fromkeys(queries))
-        size = max(1, int(backend_option(self.backend, "max_batch_size", 32)))
         answers: dict[Query, LabelScores] = {}
-        for i in range(0, len(unique), size):
-            chunk = unique[i : i + size]
-            got = self.backend.score(chunk)
-            if len(got) != len(chunk):
-                raise MalformedResponseError(
-                    f"backend {self.backend.identity!r} returned {len(got)} answers for {len(chunk)} queries"
-                )
-            answers.update(zip(chunk, got))
+        misses: list[Query] = []
+        for q in unique:
+            hit = self.cache.get(self.identity, q, self.cache_params)
+            if hit is None:
+                misses.append(q)
+            else:
+                answers[q] = hit
+        self._add(
+            queries=len(queries),
+            duplicates=len(queries) - len(unique),
+            hits=len(answers),
+            misses=len(misses),
+        )
+        if answers:
+            self._record_hits(list(answers.values()))
+        if misses:
+            self._pay(misses, answers)
         return [answers[q] for q in queries]
+
+    def close(self) -> None:
+        """Stop the worker threads and close what the meter opened itself."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._owns_cache:
+            self.cache.close()
+        if self._owns_ledger and self.ledger is not None:
+            self.ledger.close()
+
+    # -- paying -------------------------------------------------------------------------------
+
+    def _pay(self, misses: list[Query], answers: dict[Query, LabelScores]) -> None:
+        size = self.max_batch_size
+        chunks = [misses[i : i + size] for i in range(0, len(misses), size)]
+        if self.max_concurrency == 1 or len(chunks) == 1:
+            for chunk in chunks:
+                answers.update(zip(chunk, self._call(chunk), strict=True))
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrency, "bdpl-meter")
+            pool = self._pool
+        futures: list[Future[list[LabelScores]]] = [pool.submit(self._call, c) for c in chunks]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        if pending:  # something failed: start nothing new, let calls in flight finish
+            for f in pending:
+                f.cancel()
+            wait(futures)
+        errors: list[BaseException] = []
+        for chunk, f in zip(chunks, futures, strict=True):
+            if f.cancelled():
+                continue
+            exc = f.exception()
+            if exc is None:
+                answers.update(zip(chunk, f.result(), strict=True))
+            else:
+                errors.append(exc)
+        if errors:
+            # A real failure says more than the budget stops it caused elsewhere.
+            raise next((e for e in errors if not isinstance(e, BudgetExceededError)), errors[0])
+
+    def _call(self, chunk: list[Query]) -> list[LabelScores]:
+        """One call: reserve, score, validate, settle; retried; then cache and record it."""
+        estimate = self.estimate(chunk)
+        state = _CallState()
+
+        def attempt() -> list[LabelScores]:
+            reservation = self.budget.reserve(estimate)
+            state.attempts += 1
+            answered = False
+            usage = Usage()
+            try:
+                got = self.backend.score(chunk)
+                answered = True
+                usage = _usage_of(got)
+                check_answers(self.identity, chunk, got)
+                return got
+            except Exception as exc:
+                redact_exception(exc, self._secrets)
+                raise
+            finally:
+                billed = len(chunk) if answered else 0
+                actual = Spend(billed, usage.requests, usage.total_tokens, self.price.cost(usage))
+                self.budget.settle(reservation, actual)
+                state.billed_queries += billed
+                state.usage += usage
+                self._add(
+                    attempts=1,
+                    paid_queries=billed,
+                    requests=usage.requests,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    dollars=actual.dollars,
+                )
+
+        try:
+            result = self.retry.call(attempt, on_retry=self._on_retry)
+        except Exception as exc:
+            if state.attempts:
+                self._record_call(chunk, state, exc)
+                log.warning(
+                    "call to %s (%d queries) failed after %d tries: %s: %s",
+                    self.identity,
+                    len(chunk),
+                    state.attempts,
+                    type(exc).__name__,
+                    redact(str(exc), self._secrets),
+                )
+            raise
+        self.cache.put_many(self.identity, zip(chunk, result, strict=True), self.cache_params)
+        self._record_call(chunk, state, None)
+        return result
+
+    def _on_retry(self, attempt: int, wait_s: float) -> None:
+        log.info("call to %s: try %d failed; retrying in %.2fs", self.identity, attempt, wait_s)
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def _add(self, **counts: float) -> None:
+        with self._lock:
+            s = self._stats
+            self._stats = MeterStats(
+                **{k: getattr(s, k) + counts.get(k, 0) for k in MeterStats.__dataclass_fields__}
+            )
+
+    def _record_call(
+        self, chunk: list[Query], state: _CallState, error: BaseException | None
+    ) -> None:
+        self._add(calls=1, failed_calls=int(error is not None))
+        if self.ledger is None:
+            return
+        u = state.usage
+        self.ledger.append(
+            LedgerRecord(
+                kind="call",
+                time=_now(),
+                backend=self.identity,
+                model=self.model,
+                queries=len(chunk),
+                billed_queries=state.billed_queries,
+                prompt_tokens=u.prompt_tokens,
+                completion_tokens=u.completion_tokens,
+                requests=u.requests,
+                dollars=self.price.cost(u),
+                latency_s=round(time.monotonic() - state.started, 6),
+                attempts=state.attempts,
+                ok=error is None,
+                error=None if error is None else type(error).__name__,
+            )
+        )
+
+    def _record_hits(self, hits: list[LabelScores]) -> None:
+        would_have = self.price.cost(_usage_of(hits))
+        self._add(saved_dollars=would_have)
+        if self.ledger is not None:
+            self.ledger.append(
+                LedgerRecord(
+                    kind="hit",
+                    time=_now(),
+                    backend=self.identity,
+                    model=self.model,
+                    queries=len(hits),
+                    saved_dollars=would_have,
+                )
+            )
+
+
+def _usage_of(answers: object) -> Usage:
+    """Total usage reported in ``answers`` (whatever of it is well-formed)."""
+    total = Usage()
+    if isinstance(answers, list):
+        for a in answers:
+            if isinstance(a, LabelScores) and isinstance(a.usage, Usage):
+                total += a.usage
+    return total
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

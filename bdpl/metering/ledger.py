@@ -1,0 +1,207 @@
+"""An append-only JSONL record of every paid call and every batch of cache hits.
+
+Each record is written with a single ``os.write`` on a file opened with ``O_APPEND`` and then
+``fsync``'ed, so concurrent writers (threads or processes) never interleave and a crash loses
+at most the call in flight. :meth:`Ledger.read` skips a torn last line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+__all__ = ["Ledger", "LedgerRecord", "LedgerSummary"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One ledger line.
+
+    Attributes:
+        kind: ``"call"`` (a call that reached the backend) or ``"hit"`` (queries answered by
+            the cache, billed nothing).
+        time: when it was recorded, ISO 8601 UTC.
+        backend: the backend's identity (never a secret).
+        model: the model name prices are looked up by.
+        queries: distinct queries in the call (or cache hits in the batch).
+        billed_queries: queries the backend answered, over all attempts (0 for hits).
+        prompt_tokens: prompt tokens the backend reported, over all attempts (0 for hits).
+        completion_tokens: completion tokens the backend reported, over all attempts.
+        requests: requests the backend reported, over all attempts.
+        dollars: what was billed (0 for hits).
+        saved_dollars: for hits, what the answers cost when they were first paid for.
+        latency_s: wall time of the call, retries and waits included.
+        attempts: tries made (1 when the first succeeded).
+        ok: whether the call ended with valid answers.
+        error: the error type that ended a failed call (no message: messages may hold data).
+    """
+
+    kind: str
+    time: str
+    backend: str
+    model: str
+    queries: int
+    billed_queries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+    dollars: float = 0.0
+    saved_dollars: float = 0.0
+    latency_s: float = 0.0
+    attempts: int = 0
+    ok: bool = True
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> LedgerRecord:
+        """Inverse of :meth:`to_json`; unknown keys (from newer versions) are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """Totals for one backend and model.
+
+    Attributes:
+        calls: calls that reached the backend (failed ones included).
+        failed_calls: of those, calls that ended in an error.
+        billed_queries: queries the backend answered (billed).
+        hit_queries: queries the cache answered.
+        prompt_tokens: prompt tokens billed.
+        completion_tokens: completion tokens billed.
+        requests: requests made.
+        dollars: dollars billed.
+        saved_dollars: dollars the cache saved.
+    """
+
+    calls: int = 0
+    failed_calls: int = 0
+    billed_queries: int = 0
+    hit_queries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+    dollars: float = 0.0
+    saved_dollars: float = 0.0
+
+    def add(self, r: LedgerRecord) -> LedgerSummary:
+        """This summary with record ``r`` counted."""
+        is_call = r.kind == "call"
+        return LedgerSummary(
+            self.calls + is_call,
+            self.failed_calls + (is_call and not r.ok),
+            self.billed_queries + r.billed_queries,
+            self.hit_queries + (r.queries if r.kind == "hit" else 0),
+            self.prompt_tokens + r.prompt_tokens,
+            self.completion_tokens + r.completion_tokens,
+            self.requests + r.requests,
+            self.dollars + r.dollars,
+            self.saved_dollars + r.saved_dollars,
+        )
+
+
+class Ledger:
+    """An append-only cost ledger in a JSONL file; several processes may append to one file.
+
+    Args:
+        path: the file; created (with its parent directories) if needed.
+
+    >>> import tempfile, os
+    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "ledger.jsonl"))
+    >>> ledger.append(LedgerRecord("call", "2026-01-01T00:00:00Z", "fake", "fake-model", 8,
+    ...                            billed_queries=8, prompt_tokens=80, requests=1, dollars=0.01))
+    >>> ledger.summary()[("fake", "fake-model")].billed_queries
+    8
+    >>> ledger.close()
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # A crash during a write (power loss) may leave a line without its newline; end it, so
+        # that the next record does not get glued to it.
+        with open(self.path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    os.write(self._fd, b"\n")
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r})"
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def append(self, record: LedgerRecord) -> None:
+        """Write one record durably (one ``write`` + ``fsync``)."""
+        line = json.dumps(record.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        data = line.encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"ledger {self.path} is closed")
+            written = os.write(self._fd, data)
+            if written != len(data):  # only on a full disk or similar; say so, don't hide it
+                raise OSError(f"ledger {self.path}: short write ({written} of {len(data)} bytes)")
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file (records already appended are on disk)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def records(self) -> list[LedgerRecord]:
+        """Every record in the file (see :meth:`read`)."""
+        return self.read(self.path)
+
+    def summary(self) -> dict[tuple[str, str], LedgerSummary]:
+        """Totals per ``(backend identity, model)``."""
+        return summarize(self.records())
+
+    @staticmethod
+    def read(path: str | Path) -> list[LedgerRecord]:
+        """Parse a ledger file, skipping (and reporting) lines that are torn or not records."""
+        out: list[LedgerRecord] = []
+        for lineno, line in _lines(Path(path)):
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise TypeError("not an object")
+                out.append(LedgerRecord.from_json(data))
+            except (ValueError, TypeError) as exc:
+                log.warning("ledger %s line %d skipped: %s", path, lineno, type(exc).__name__)
+        return out
+
+
+def summarize(records: list[LedgerRecord]) -> dict[tuple[str, str], LedgerSummary]:
+    """Totals per ``(backend identity, model)`` of ``records``."""
+    out: dict[tuple[str, str], LedgerSummary] = {}
+    for r in records:
+        key = (r.backend, r.model)
+        out[key] = out.get(key, LedgerSummary()).add(r)
+    return out
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                yield i, line

@@ -1,0 +1,77 @@
+"""Token estimates: upper bounds, tiktoken only from local files, never a download."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import tiktoken.load
+
+from bdpl.backends.fake import FakeBackend
+from bdpl.metering import count_tokens, estimate_usage
+from bdpl.metering.tokens import (
+    _ENCODING_FILES,
+    REQUEST_OVERHEAD_TOKENS,
+    conservative_usage,
+    local_encoding,
+)
+from bdpl.types import Query, Usage
+from tests.metering.helpers import LABELS
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def refuse(url: str) -> bytes:
+        raise AssertionError(f"tried to download {url}")
+
+    monkeypatch.setattr(tiktoken.load, "read_file", refuse)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken"))
+
+
+def test_without_local_files_bytes_are_counted() -> None:
+    assert local_encoding("gpt-4o-mini") is None
+    assert count_tokens("héllo", "gpt-4o-mini") == len("héllo".encode())
+    assert local_encoding("no-such-model") is None and local_encoding(None) is None
+
+
+def test_a_cached_file_with_a_wrong_checksum_is_left_alone(tmp_path: Path) -> None:
+    url, _ = _ENCODING_FILES["o200k_base"]
+    cache = tmp_path / "tiktoken"
+    cache.mkdir()
+    bad = cache / hashlib.sha1(url.encode()).hexdigest()
+    bad.write_bytes(b"tampered")
+    assert local_encoding("gpt-4.1-mini") is None  # tiktoken would delete and re-download it
+    assert bad.read_bytes() == b"tampered"
+
+
+def test_conservative_usage_bounds_a_real_call() -> None:
+    qs = [Query("A fine film, truly. It was", ".", LABELS), Query("x", "", (" a", " b", " c"))]
+    bound = conservative_usage(qs)
+    actual = FakeBackend().estimate(qs)
+    assert bound.prompt_tokens >= actual.prompt_tokens
+    assert bound.completion_tokens >= actual.completion_tokens
+    assert bound.requests >= actual.requests
+    # One request per label plus one per query, plus the call: 3 + 4 + 1.
+    assert bound.requests == 8
+    assert bound.prompt_tokens >= 3 * (len("A fine film, truly. It was.") + REQUEST_OVERHEAD_TOKENS)
+    assert conservative_usage([]) == Usage()
+
+
+def test_estimate_prefers_the_backend() -> None:
+    qs = [Query("abc", ".", LABELS)]
+    assert estimate_usage(FakeBackend(), qs) == FakeBackend().estimate(qs)
+
+    class NoEstimate:
+        identity = "x"
+
+    assert estimate_usage(NoEstimate(), qs) == conservative_usage(qs)
+
+    class BadEstimate:
+        identity = "x"
+
+        def estimate(self, queries: object) -> int:
+            return 3
+
+    with pytest.raises(TypeError, match="must return a Usage"):
+        estimate_usage(BadEstimate(), qs)
