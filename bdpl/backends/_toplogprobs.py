@@ -124,20 +124,16 @@ def offsets_from_end(tokens: Sequence[str], length: int) -> list[int]:
     return offsets
 
 
-def conservative_tokens(text: str) -> int:
-    """An upper estimate of a text's token count when no tokenizer is at hand.
-
-    Half the characters, rounded up, plus one: English runs about four characters per token
-    with the tokenizers these APIs use, so this over-counts by about two, which is what a
-    budget check wants.
-    """
-    return (len(text) + 1) // 2 + 1
-
-
 def token_counter(model: str) -> Callable[[str], int]:
-    """How budget estimates count a text's tokens for ``model``.
+    """How budget estimates count a prompt's tokens for ``model``: an upper bound.
 
-    Uses :func:`conservative_tokens` (no tokenizer of a remote model is at hand).
+    :func:`bdpl.metering.tokens.count_tokens` (tiktoken when its file is on disk, else one
+    token per UTF-8 byte) plus one token for a beginning-of-sequence marker that some servers
+    add to every prompt.
     """
-    del model  # one rule for every model until a per-model tokenizer table exists
-    return conservative_tokens
+    from bdpl.metering.tokens import count_tokens
+
+    def count(text: str) -> int:
+        return count_tokens(text, model) + 1
+
+    return count

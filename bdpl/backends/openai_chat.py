@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     import openai
 
 MAX_TOP_LOGPROBS = 20
-# Tokens a chat template adds around each message (role markers, separators): an upper estimate
-# across the OpenAI and Hugging Face templates, used only for budget estimates.
-_TEMPLATE_TOKENS = 16
+# Tokens a chat template adds around each message (role markers, separators, a default system
+# prompt some templates insert): an upper estimate, used only for budget estimates.
+_TEMPLATE_TOKENS = 40
 
 
 class OpenAIChatBackend:

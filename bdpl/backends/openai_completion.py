@@ -206,9 +206,9 @@ class OpenAIBackend:
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score` (every label needing the fallback).
 
-        Prompt tokens come from a conservative count (see
+        Prompt tokens come from an upper-bound count (see
         :func:`~bdpl.backends._toplogprobs.token_counter`); each prompt is billed at most one
-        completion token.
+        completion token (vLLM bills one even for ``max_tokens=0``).
         """
         count = self._count_tokens
         next_token = [q for q in queries if is_trailing_punctuation(q.after)]

@@ -222,12 +222,14 @@ class FaultServer:
     """An OpenAI-compatible server on 127.0.0.1 that plays scripted faults, then answers normally.
 
     Use as a context manager; ``script`` is a queue of :class:`Fault` consumed one per request.
-    Every request's path, headers and JSON body are kept in ``seen``.
+    Every request's path, headers and JSON body are kept in ``seen``, and the usage of every
+    answer the fake model gave (what a provider would bill) in ``billed``.
     """
 
     def __init__(self) -> None:
         self.script: deque[Fault] = deque()
         self.seen: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.billed: list[dict[str, int]] = []  # usage of every answer the fake model made
         self._lock = threading.Lock()
         outer = self
 
@@ -257,6 +259,8 @@ class FaultServer:
                     if fault.strip_logprobs:
                         for choice in data["choices"]:
                             choice["logprobs"] = None
+                    with outer._lock:
+                        outer.billed.append(data["usage"])
                     raw = json.dumps(data).encode()
                 elif isinstance(fault.body, (bytes, str)):
                     raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
