@@ -50,6 +50,9 @@ def resolve_device(device: str) -> torch.device:
 _DTYPES = {
     "float32": "float32",
     "fp32": "float32",
+    "float64": "float64",
+    "fp64": "float64",
+    "double": "float64",
     "float16": "float16",
     "fp16": "float16",
     "half": "float16",
@@ -260,7 +263,7 @@ def truncate_inputs(
             break
         keep[i] -= 1
     # Cut from the last span backwards so that earlier offsets stay valid.
-    for (a, b), e, k in sorted(zip(spans, ends, keep), reverse=True):
+    for (a, b), e, k in sorted(zip(spans, ends, keep, strict=True), reverse=True):
         if k < len(e):
             cut = e[k - 1] if k > 0 else a
             text = text[:cut] + text[b:]
@@ -406,4 +409,4 @@ def usage_per_query(
         tokens[owner] += lengths[row]
     for batch in batches:
         requests[owners[batch[0]]] += 1
-    return [Usage(t, 0, r) for t, r in zip(tokens, requests)]
+    return [Usage(t, 0, r) for t, r in zip(tokens, requests, strict=True)]

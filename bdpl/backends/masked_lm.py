@@ -28,7 +28,8 @@ class MaskedLMBackend:
     saves most of the head's cost and gives the same numbers.
 
     >>> backend = MaskedLMBackend("roberta-large")  # doctest: +SKIP
-    >>> backend.score([Query("A fine film. It was", ".", (" terrible", " great"))])  # doctest: +SKIP
+    >>> query = Query("A fine film. It was", ".", (" terrible", " great"))
+    >>> backend.score([query])  # doctest: +SKIP
     [LabelScores(logprobs=(-6.1, -1.2), usage=Usage(prompt_tokens=9, ...), exact=True)]
 
     Thread safety: ``score`` may be called from several threads; forward passes are serialized
@@ -85,8 +86,9 @@ class MaskedLMBackend:
         self._device = _hf.resolve_device(device)
         self._dtype = _hf.resolve_dtype(dtype, self._device)
         source = model if isinstance(model, (str, Path)) else None
+        loaded: Any = model
         if source is not None:
-            model = _hf.load_pretrained(AutoModelForMaskedLM, source, self._dtype)
+            loaded = _hf.load_pretrained(AutoModelForMaskedLM, source, self._dtype)
             if tokenizer is None:
                 tokenizer = AutoTokenizer.from_pretrained(str(source))
         elif tokenizer is None:
@@ -94,7 +96,7 @@ class MaskedLMBackend:
         _hf.check_fast(tokenizer)
         if tokenizer.mask_token_id is None:
             raise ConfigError(f"tokenizer {type(tokenizer).__name__} has no mask token")
-        self._model = model.to(device=self._device, dtype=self._dtype).eval()
+        self._model = loaded.to(device=self._device, dtype=self._dtype).eval()
         self._tokenizer = tokenizer
         self._mask_id: int = int(tokenizer.mask_token_id)
         pad_id = tokenizer.pad_token_id
@@ -120,7 +122,10 @@ class MaskedLMBackend:
 
     @property
     def identity(self) -> str:
-        """``masked_lm:<name or path>:<weights sha256[:16]>:<policy>:<max_input_tokens>:<dtype>``."""
+        """``masked_lm:<name or path>:<weights sha256[:16]>:<policy>:<max_input_tokens>:<dtype>``
+
+        ``:max_length=N`` is appended when ``max_length`` was given.
+        """
         return self._identity
 
     @property
@@ -167,7 +172,7 @@ class MaskedLMBackend:
             ids.append(toks)
         if self._policy == "first":
             firsts: dict[int, str] = {}
-            for label, toks in zip(key, ids):
+            for label, toks in zip(key, ids, strict=True):
                 if toks[0] in firsts:
                     raise ConfigError(
                         f"labels {firsts[toks[0]]!r} and {label!r} share their first sub-token, "
@@ -193,7 +198,7 @@ class MaskedLMBackend:
         widths: list[int] = []
         afters = self._tokenizer([q.after for q in queries], add_special_tokens=False)["input_ids"]
         fixed = len(self._prefix) + len(self._suffix)
-        for qi, (q, after) in enumerate(zip(queries, afters)):
+        for qi, (q, after) in enumerate(zip(queries, afters, strict=True)):
             label_ids = self.label_token_ids(q.labels)
             counts = [1] if self._policy == "first" else sorted({len(t) for t in label_ids})
             before = _hf.encode_before(
@@ -208,9 +213,7 @@ class MaskedLMBackend:
                 owners.append(qi)
                 starts.append(len(self._prefix) + len(before))
                 widths.append(k)
-                rows.append(
-                    [*self._prefix, *before, *([self._mask_id] * k), *after, *self._suffix]
-                )
+                rows.append([*self._prefix, *before, *([self._mask_id] * k), *after, *self._suffix])
         return owners, rows, starts, widths
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
@@ -241,7 +244,9 @@ class MaskedLMBackend:
         row_logprobs: list[torch.Tensor | None] = [None] * len(rows)
         with self._lock, torch.inference_mode():
             for batch in batches:
-                ids, attn = _hf.pad([rows[i] for i in batch], self._pad_id, left=False, device=self._device)
+                ids, attn = _hf.pad(
+                    [rows[i] for i in batch], self._pad_id, left=False, device=self._device
+                )
                 r_idx: list[int] = []
                 c_idx: list[int] = []
                 for b, i in enumerate(batch):

@@ -11,7 +11,7 @@ import pytest
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example, Task
 from bdpl.types import Query
-from tests.backends.tiny_mlm import tiny_mlm, tiny_tokenizer
+from tests.backends.tiny_models import tiny_mlm, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
@@ -60,7 +60,9 @@ def reference(mlm: Any, tok: Any, q: Query, label_ids: list[int]) -> list[float]
 
 def test_scores_equal_log_softmax_at_the_mask(backend: MaskedLMBackend, mlm: Any, tok: Any) -> None:
     ids = [tok(w, add_special_tokens=False)["input_ids"][0] for w in LABELS]
-    for q, got in zip(queries(["great", "good"]), backend.score(queries(["great", "good"]))):
+    for q, got in zip(
+        queries(["great", "good"]), backend.score(queries(["great", "good"])), strict=True
+    ):
         assert got.logprobs == pytest.approx(reference(mlm, tok, q, ids), abs=1e-5)
         assert got.exact
 
@@ -70,7 +72,9 @@ def test_mask_swallows_the_label_space_like_roberta(tok: Any) -> None:
     a = tok("it was <mask>.")["input_ids"]
     b = tok("it was great.")["input_ids"]
     assert len(a) == len(b)
-    assert a.index(tok.mask_token_id) == b.index(tok(" great", add_special_tokens=False)["input_ids"][0])
+    assert a.index(tok.mask_token_id) == b.index(
+        tok(" great", add_special_tokens=False)["input_ids"][0]
+    )
 
 
 def test_head_only_at_mask_equals_full_head(mlm: Any, tok: Any) -> None:
@@ -78,14 +82,14 @@ def test_head_only_at_mask_equals_full_head(mlm: Any, tok: Any) -> None:
     full = MaskedLMBackend(mlm, tok, device="cpu")
     full.head_only = False
     assert fast.head_only
-    for a, b in zip(fast.score(queries()), full.score(queries())):
+    for a, b in zip(fast.score(queries()), full.score(queries()), strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
 
 
 def test_mixed_length_batch_equals_one_at_a_time(backend: MaskedLMBackend) -> None:
     qs = queries(["wonderful"])
     batched = backend.score(qs)
-    for q, b in zip(qs, batched):
+    for q, b in zip(qs, batched, strict=True):
         (single,) = backend.score([q])
         assert b.logprobs == pytest.approx(single.logprobs, abs=1e-5)
 
@@ -109,7 +113,7 @@ def test_truncation_keeps_prompt_template_and_mask(mlm: Any, tok: Any) -> None:
     cut_text = tok.decode(tok(long, add_special_tokens=False)["input_ids"][:6])
     short = SST2.render(["great", "fine"], Example(cut_text))
     assert backend.score([q])[0].logprobs == pytest.approx(backend.score([short])[0].logprobs)
-    owners, rows, starts, _ = backend._plan([q])
+    _, rows, starts, _ = backend._plan([q])
     row = rows[0]
     assert tok.decode(row, skip_special_tokens=False) == (
         "<s>great fine " + cut_text + " It was<mask>.</s>"
@@ -168,14 +172,14 @@ def test_multi_token_policies_use_one_mask_per_subtoken(mlm: Any, tok: Any, poli
     backend = MaskedLMBackend(mlm, tok, device="cpu", label_token_policy=policy)  # type: ignore[arg-type]
     q = Query("a fine film . it was", ".", labels)
     got = backend.score([q])[0].logprobs
-    for label, value in zip(labels, got):
+    for label, value in zip(labels, got, strict=True):
         ids = tok(label, add_special_tokens=False)["input_ids"]
         text = q.before + " " + tok.mask_token * len(ids) + q.after
         enc = tok(text, return_tensors="pt")["input_ids"]
         with torch.no_grad():
             lp = torch.log_softmax(mlm(input_ids=enc).logits[0], dim=-1)
         pos = (enc[0] == tok.mask_token_id).nonzero()[:, 0].tolist()
-        vals = [float(lp[p, t]) for p, t in zip(pos, ids)]
+        vals = [float(lp[p, t]) for p, t in zip(pos, ids, strict=True)]
         want = sum(vals) / len(vals) if policy == "mean" else sum(vals)
         assert value == pytest.approx(want, abs=1e-5)
 
@@ -218,6 +222,9 @@ def test_deterministic(backend: MaskedLMBackend) -> None:
 
 
 def test_importing_the_backend_module_does_not_import_torch() -> None:
-    code = "import sys, bdpl.backends.masked_lm, bdpl.backends.causal_lm; print('torch' in sys.modules)"
+    code = (
+        "import sys, bdpl.backends.masked_lm, bdpl.backends.causal_lm;"
+        "print('torch' in sys.modules or 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

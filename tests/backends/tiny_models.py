@@ -1,4 +1,4 @@
-"""A small RoBERTa-like masked LM and tokenizer built offline, for backend tests."""
+"""Small randomly initialised models and a tokenizer built offline, for backend tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ CORPUS = [
     "review : a boring , tedious mess . sentiment : negative",
     "question ? yes , no , maybe . the answer is correct .",
     "terrific performances and a terrible script , great and grating .",
-    "It was fine. This film is GOOD! Review: Sentiment: A B C D E F G H I J K L M N O P Q R S T U V W X Y Z",
+    "It was fine. This film is GOOD! Review: Sentiment:",
+    "A B C D E F G H I J K L M N O P Q R S T U V W X Y Z",
 ]
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 
@@ -66,3 +67,24 @@ def tiny_mlm(tokenizer: Any, *, seed: int = 0, max_positions: int = 66) -> Any:
         eos_token_id=tokenizer.eos_token_id,
     )
     return RobertaForMaskedLM(config).eval()
+
+
+def tiny_causal_lm(tokenizer: Any, *, seed: int = 0) -> Any:
+    """A randomly initialised ``LlamaForCausalLM`` sized for ``tokenizer``'s vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
