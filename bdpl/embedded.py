@@ -61,10 +61,10 @@ def embedded_model_dir(root: Path | None = None) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The GGUF loader de-quantizes every tensor to plain float weights but leaves a quantizer
     # marker that blocks saving; dropping it makes this an ordinary float checkpoint.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - not a declared attribute of the class
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.is_quantized = False
+    setattr(model, "is_quantized", False)  # noqa: B010
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
