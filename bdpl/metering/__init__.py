@@ -8,7 +8,7 @@ estimate a run's worst-case cost before it starts (:func:`estimate_cost`).
 
 from bdpl.metering.budget import Budget, Reservation, Spend
 from bdpl.metering.cache import CACHE_FORMAT_VERSION, CacheStats, QueryCache, cache_key
-from bdpl.metering.estimate import CostEstimate, estimate_cost
+from bdpl.metering.estimate import CostEstimate, estimate_cost, estimate_fit_cost
 from bdpl.metering.ledger import Ledger, LedgerRecord, LedgerSummary
 from bdpl.metering.meter import Meter, MeterStats, default_cache
 from bdpl.metering.prices import FREE, Price, price_for, price_table
@@ -35,6 +35,7 @@ __all__ = [
     "count_tokens",
     "default_cache",
     "estimate_cost",
+    "estimate_fit_cost",
     "estimate_usage",
     "price_for",
     "price_table",

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,12 @@ class QueryCache:
         """
         if self._cache is None:
             return None
-        key = cache_key(identity, query, params)
+        return self.get_keyed(cache_key(identity, query, params), query)
+
+    def get_keyed(self, key: str, query: Query) -> LabelScores | None:
+        """As :meth:`get`, with the key already computed by :func:`cache_key`."""
+        if self._cache is None:
+            return None
         try:
             raw = self._cache.get(key)
         except Exception as exc:
@@ -193,9 +198,14 @@ class QueryCache:
         A failure to write is reported with a ``logging`` warning and counted, not raised: the
         answers were paid for and the run can go on; only future runs lose them.
         """
+        if self._cache is not None:
+            self.put_keyed([(cache_key(identity, q, params), s) for q, s in answers])
+
+    def put_keyed(self, answers: Sequence[tuple[str, LabelScores]]) -> None:
+        """As :meth:`put_many`, with keys already computed by :func:`cache_key`."""
         if self._cache is None:
             return
-        items = [(cache_key(identity, q, params), self._encode(s)) for q, s in answers]
+        items = [(key, self._encode(s)) for key, s in answers]
         try:
             with self._cache.transact():
                 for key, value in items:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bdpl.backends.base import backend_option
 from bdpl.errors import ConfigError
@@ -12,7 +13,11 @@ from bdpl.metering.prices import Price, price_for
 from bdpl.metering.tokens import estimate_usage
 from bdpl.types import Query, Usage
 
-__all__ = ["CostEstimate", "estimate_cost"]
+if TYPE_CHECKING:  # the optimizer imports this package: no import at run time
+    from bdpl.optimizer import Optimizer
+    from bdpl.tasks import Dataset
+
+__all__ = ["CostEstimate", "estimate_cost", "estimate_fit_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +59,15 @@ def estimate_cost(
     queries_sample: Sequence[Query],
     n_queries: int,
     *,
+    batch_sizes: Sequence[int] | None = None,
     price: Price | None = None,
     max_batch_size: int | None = None,
 ) -> CostEstimate:
     """Worst-case cost of sending ``n_queries`` queries like those in ``queries_sample``.
 
-    Every query is assumed to be as expensive as the most expensive sampled one, and every
-    chunk full, so the result is an upper bound as long as the sample holds the longest queries
-    the run will send (e.g. each example rendered with the longest possible prompt).
+    Every query is assumed to be as expensive as the most expensive sampled one, so the result
+    is an upper bound as long as the sample holds the longest queries the run will send (e.g.
+    each example rendered with the longest possible prompt).
 
     Args:
         backend: the backend that would answer; its ``estimate`` is used when it has one (else
@@ -69,11 +75,15 @@ def estimate_cost(
         queries_sample: representative queries, the longest included.
         n_queries: how many queries the run sends at most (e.g. the optimizer's
             ``max_queries(n_train, n_dev)``).
+        batch_sizes: sizes of the ``Meter.score`` calls the run makes (each is split into
+            chunks of ``max_batch_size``, one backend call each); default: one call of
+            ``n_queries``. Needed for a right bound on requests.
         price: overrides the price table, as for :class:`~bdpl.metering.Meter`.
-        max_batch_size: queries per call; defaults to the backend's ``max_batch_size``.
+        max_batch_size: queries per backend call; defaults to the backend's ``max_batch_size``.
 
     Raises:
-        ConfigError: ``n_queries`` is negative, or positive with an empty sample.
+        ConfigError: ``n_queries`` is negative, positive with an empty sample, or not the sum
+            of ``batch_sizes``.
         UnknownPriceError: as for :class:`~bdpl.metering.Meter`.
 
     >>> class Api:
@@ -83,9 +93,15 @@ def estimate_cost(
     >>> e = estimate_cost(Api(), [Query("It was", ".", (" bad", " good"))], 100)
     >>> (e.queries, e.requests, e.prompt_tokens, e.completion_tokens)
     (100, 5, 1000, 100)
+    >>> estimate_cost(Api(), [Query("It was", ".", (" bad", " good"))], 100,
+    ...               batch_sizes=[30, 30, 40]).requests
+    6
     """
     if n_queries < 0:
         raise ConfigError(f"n_queries must be >= 0, got {n_queries}")
+    sizes = [n_queries] if batch_sizes is None else [int(b) for b in batch_sizes]
+    if sum(sizes) != n_queries or any(b < 0 for b in sizes):
+        raise ConfigError(f"batch_sizes must be >= 0 and add up to n_queries={n_queries}")
     chosen = price_for(backend, price)
     identity = str(getattr(backend, "identity", "?"))
     model = str(backend_option(backend, "model", identity))
@@ -93,21 +109,29 @@ def estimate_cost(
         return CostEstimate(0, 0, 0, 0, 0.0, model, chosen)
     if not queries_sample:
         raise ConfigError("estimate_cost needs at least one sample query")
-    batch = max_batch_size or int(backend_option(backend, "max_batch_size", 32))
-    batch = max(1, min(batch, n_queries))
-    chunks = math.ceil(n_queries / batch)
-    worst = Usage()
-    for q in dict.fromkeys(queries_sample):
-        u = estimate_usage(backend, [q] * batch)
-        worst = Usage(
-            max(worst.prompt_tokens, u.prompt_tokens),
-            max(worst.completion_tokens, u.completion_tokens),
-            max(worst.requests, u.requests),
+    batch = max(1, max_batch_size or int(backend_option(backend, "max_batch_size", 32)))
+    chunks: Counter[int] = Counter()  # backend calls, by number of queries
+    for b in sizes:
+        full, rest = divmod(b, batch)
+        chunks[batch] += full
+        if rest:
+            chunks[rest] += 1
+    sample = list(dict.fromkeys(queries_sample))
+    total = Usage()
+    for k, count in chunks.items():
+        if count == 0:
+            continue
+        worst = Usage()
+        for q in sample:
+            u = estimate_usage(backend, [q] * k)
+            worst = Usage(
+                max(worst.prompt_tokens, u.prompt_tokens),
+                max(worst.completion_tokens, u.completion_tokens),
+                max(worst.requests, u.requests),
+            )
+        total += Usage(
+            worst.prompt_tokens * count, worst.completion_tokens * count, worst.requests * count
         )
-    total = Usage(
-        worst.prompt_tokens * chunks, worst.completion_tokens * chunks, worst.requests * chunks
-    )
-    # The last chunk may be partial: count its queries exactly, its cost as a full chunk's.
     return CostEstimate(
         n_queries,
         total.requests,
@@ -116,4 +140,53 @@ def estimate_cost(
         chosen.cost(total),
         model,
         chosen,
+    )
+
+
+def estimate_fit_cost(
+    optimizer: Optimizer,
+    train: Dataset,
+    dev: Dataset | None = None,
+    *,
+    price: Price | None = None,
+) -> CostEstimate:
+    """Worst-case cost of ``optimizer.fit(train, dev)``, without calling the model.
+
+    Every query is bounded by its example rendered with the longest candidate at every prompt
+    position, and the number of queries by ``optimizer.max_queries(len(train), len(dev))``
+    (no prompt de-duplication, no cache hits), sent as ``fit`` sends them: per epoch, one
+    metered batch of ``sample_size x batch_size`` queries per step, and one of the dev set.
+
+    Args:
+        optimizer: a configured :class:`~bdpl.optimizer.Optimizer` with its candidates set
+            (pass ``candidates=``; without them the vocabulary is only built inside ``fit``).
+        train: the training set ``fit`` would get.
+        dev: the dev set ``fit`` would get.
+        price: overrides the price table; defaults to the optimizer's meter's price.
+
+    Raises:
+        ConfigError: the optimizer has no candidates yet, or no task.
+    """
+    if optimizer.candidates is None:
+        raise ConfigError(
+            "estimate_fit_cost needs the optimizer's candidates: pass candidates= to Optimizer"
+        )
+    task = optimizer.task if optimizer.task is not None else train.task
+    longest = max(optimizer.candidates, key=lambda c: len(c.encode()))
+    prompt = [longest] * optimizer.prompt_length
+    examples = list(train.examples) + (list(dev.examples) if dev is not None else [])
+    sample = [task.render(prompt, e, separator=optimizer.separator) for e in examples]
+    n_dev = len(dev) if dev is not None else 0
+    per_epoch = [
+        optimizer.sample_size * min(optimizer.batch_size, len(train) - start)
+        for start in range(0, len(train), optimizer.batch_size)
+    ] + ([n_dev] if n_dev else [])
+    n = optimizer.max_queries(len(train), n_dev)
+    return estimate_cost(
+        optimizer.meter.backend,
+        sample,
+        n,
+        batch_sizes=per_epoch * optimizer.epochs,
+        price=price if price is not None else optimizer.meter.price,
+        max_batch_size=optimizer.meter.max_batch_size,
     )

@@ -116,6 +116,9 @@ class Ledger:
 
     Args:
         path: the file; created (with its parent directories) if needed.
+        fsync: ``fsync`` after each record (the default), so that records survive a power
+            loss too. Without it they still survive a killed process (the kernel holds them),
+            and a call costs about a millisecond less on a slow disk.
 
     >>> import tempfile, os
     >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "ledger.jsonl"))
@@ -126,8 +129,9 @@ class Ledger:
     >>> ledger.close()
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
         self.path = Path(path).expanduser()
+        self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -159,7 +163,8 @@ class Ledger:
             written = os.write(self._fd, data)
             if written != len(data):  # only on a full disk or similar; say so, don't hide it
                 raise OSError(f"ledger {self.path}: short write ({written} of {len(data)} bytes)")
-            os.fsync(self._fd)
+            if self.fsync:
+                os.fsync(self._fd)
 
     def close(self) -> None:
         """Close the file (records already appended are on disk)."""

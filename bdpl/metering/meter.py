@@ -23,7 +23,7 @@ from pathlib import Path
 from bdpl.backends.base import Backend, backend_option
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.metering.budget import Budget, Spend
-from bdpl.metering.cache import QueryCache
+from bdpl.metering.cache import QueryCache, cache_key
 from bdpl.metering.ledger import Ledger, LedgerRecord
 from bdpl.metering.prices import Price, price_for
 from bdpl.metering.redaction import redact, redact_exception
@@ -214,11 +214,12 @@ class Meter:
         queries = list(queries)
         unique = list(dict.fromkeys(queries))
         answers: dict[Query, LabelScores] = {}
-        misses: list[Query] = []
+        misses: list[tuple[Query, str]] = []
         for q in unique:
-            hit = self.cache.get(self.identity, q, self.cache_params)
+            key = cache_key(self.identity, q, self.cache_params) if self.cache.enabled else ""
+            hit = self.cache.get_keyed(key, q)
             if hit is None:
-                misses.append(q)
+                misses.append((q, key))
             else:
                 answers[q] = hit
         self._add(
@@ -245,12 +246,12 @@ class Meter:
 
     # -- paying -------------------------------------------------------------------------------
 
-    def _pay(self, misses: list[Query], answers: dict[Query, LabelScores]) -> None:
+    def _pay(self, misses: list[tuple[Query, str]], answers: dict[Query, LabelScores]) -> None:
         size = self.max_batch_size
         chunks = [misses[i : i + size] for i in range(0, len(misses), size)]
         if self.max_concurrency == 1 or len(chunks) == 1:
             for chunk in chunks:
-                answers.update(zip(chunk, self._call(chunk), strict=True))
+                answers.update(zip((q for q, _ in chunk), self._call(chunk), strict=True))
             return
         with self._lock:
             if self._pool is None:
@@ -268,15 +269,16 @@ class Meter:
                 continue
             exc = f.exception()
             if exc is None:
-                answers.update(zip(chunk, f.result(), strict=True))
+                answers.update(zip((q for q, _ in chunk), f.result(), strict=True))
             else:
                 errors.append(exc)
         if errors:
             # A real failure says more than the budget stops it caused elsewhere.
             raise next((e for e in errors if not isinstance(e, BudgetExceededError)), errors[0])
 
-    def _call(self, chunk: list[Query]) -> list[LabelScores]:
+    def _call(self, keyed: list[tuple[Query, str]]) -> list[LabelScores]:
         """One call: reserve, score, validate, settle; retried; then cache and record it."""
+        chunk = [q for q, _ in keyed]
         estimate = self.estimate(chunk)
         state = _CallState()
 
@@ -323,7 +325,7 @@ class Meter:
                     redact(str(exc), self._secrets),
                 )
             raise
-        self.cache.put_many(self.identity, zip(chunk, result, strict=True), self.cache_params)
+        self.cache.put_keyed([(k, s) for (_, k), s in zip(keyed, result, strict=True)])
         self._record_call(chunk, state, None)
         return result
 

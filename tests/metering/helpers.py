@@ -16,9 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bdpl.backends.fake import FakeBackend
+from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import AuthenticationError
 from bdpl.metering import Meter, QueryCache, RetryPolicy
+from bdpl.optimizer import Optimizer
+from bdpl.tasks import Dataset, Example, get_task
 from bdpl.types import LabelScores, Query, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +30,38 @@ TEXTS = tuple(f"review {i} says something about the film" for i in range(24))
 
 # Tiny waits so retry tests take milliseconds.
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_wait=0.001, max_wait=0.005, jitter=0.001)
+
+
+FIT_WORDS = [f"w{i}" for i in range(12)]
+
+
+def fit_data() -> tuple[Dataset, Dataset]:
+    """A small SST-2-like train and dev set."""
+    task = get_task("sst2")
+    ex = [Example(f"review {i} of a film", label=str(i % 2)) for i in range(24)]
+    return Dataset(task, tuple(ex[:16])), Dataset(task, tuple(ex[16:]))
+
+
+def fit_backend(**kwargs: object) -> FakeBackend:
+    """A planted fake that knows every example of :func:`fit_data`."""
+    train, dev = fit_data()
+    both = Dataset(train.task, train.examples + dev.examples)
+    plant = Planted.for_dataset(both, FIT_WORDS, prompt_length=2, seed=0)
+    return FakeBackend(planted=plant, **kwargs)  # type: ignore[arg-type]
+
+
+def fit_optimizer(backend: FakeBackend, **meter_options: object) -> Optimizer:
+    """The reference-like optimizer settings the fit tests use (small, a few seconds)."""
+    return Optimizer(
+        backend,
+        candidates=FIT_WORDS,
+        prompt_length=2,
+        sample_size=8,
+        batch_size=8,
+        epochs=3,
+        seed=0,
+        meter_options=meter_options,
+    )
 
 
 def make_queries(n: int, tag: str = "q") -> list[Query]:
@@ -116,7 +150,15 @@ def _main() -> None:
     p.add_argument("--rounds", type=int, default=12)
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--fit", action="store_true", help="run an Optimizer fit, not batches")
     a = p.parse_args()
+    if a.fit:
+        fake = fit_backend(call_log=a.call_log, die_at_call=a.die_at_call, max_concurrency=1)
+        opt = fit_optimizer(fake, cache=QueryCache(a.cache), ledger=a.ledger)
+        result = opt.fit(*fit_data())
+        s = opt.meter.stats
+        print(json.dumps({"prompt": result.prompt, "paid": s.paid_queries, "hits": s.hits}))
+        return
     fake = FakeBackend(
         call_log=a.call_log, die_at_call=a.die_at_call, max_batch_size=5, latency=a.latency
     )
