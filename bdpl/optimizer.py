@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from bdpl.backends.base import Backend, backend_option
-from bdpl.errors import BudgetExceededError, ConfigError
+from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.estimators import (
     ESTIMATORS,
     Estimator,
@@ -172,7 +172,7 @@ class Optimizer:
     Defaults follow the reference's RoBERTa script (``run.sh``): ``prompt_length=10``,
     ``sample_size=20``, ``vocab_size=200`` (``prompt_search_space``), ``batch_size=128``,
     ``epochs=30``; the learning rate defaults to the estimator's own (``"reference"``:
-    1e-4 as in ``run.sh``; ``"loo"``: 0.3, tuned on planted fakes, see
+    1e-4 as in ``run.sh``; ``"loo"``: 1.0, tuned on planted fakes, see
     ``benchmarks/``).
 
     Args:
@@ -243,6 +243,7 @@ class Optimizer:
         self.backend = backend
         self.task = task
         self.progress = progress
+        self._owns_meter = meter is None
         self.meter = meter if meter is not None else Meter(backend, **dict(meter_options or {}))
         self.separator = str(backend_option(backend, "pair_separator", "\n"))
         self.queries = 0
@@ -254,6 +255,18 @@ class Optimizer:
         self._estimator_state: EstimatorState | None = None
         if candidates is not None:
             self._set_candidates(candidates)
+
+    def close(self) -> None:
+        """Close the metering layer if this optimizer built it (a given meter is left open)."""
+        close = getattr(self.meter, "close", None)
+        if self._owns_meter and callable(close):
+            close()
+
+    def __enter__(self) -> Optimizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ----------------------------------------------------------------- state
     def _set_candidates(self, candidates: Sequence[str]) -> None:
@@ -324,11 +337,13 @@ class Optimizer:
     ) -> FloatArray:
         """Label log-probs, ``len(prompts) x len(examples) x K``, in one metered call."""
         queries = [task.render(p, e, separator=self.separator) for p in prompts for e in examples]
-        self.queries += len(queries)
         scores: list[LabelScores] = self.meter.score(queries)
+        self.queries += len(queries)
         k = len(task.label_words)
-        if any(len(s.logprobs) != k for s in scores):
-            raise ConfigError(f"the backend returned a number of label scores other than {k}")
+        if len(scores) != len(queries) or any(len(s.logprobs) != k for s in scores):
+            raise MalformedResponseError(
+                f"expected {len(queries)} answers of {k} label scores from the metering layer"
+            )
         arr = np.array([s.logprobs for s in scores], dtype=np.float64)
         return arr.reshape(len(prompts), len(examples), k)
 
@@ -388,7 +403,8 @@ class Optimizer:
         """Learn a prompt on ``train``, evaluating on ``dev`` after each epoch.
 
         Stops after ``epochs``, or cleanly when the metering layer's budget would be passed
-        (``stop_reason="budget: <limit>"``), returning the best prompt found so far.
+        (``stop_reason="budget: <limit>"``), returning the best prompt found so far. The
+        optimizer keeps its distributions, so calling ``fit`` again continues training.
 
         Raises:
             ConfigError: empty training set, or a task/candidates problem.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +22,17 @@ from bdpl.tasks import Dataset, Example, get_task
 from bdpl.types import LabelScores, Query
 
 ROOT = Path(__file__).resolve().parents[1]
+# No disk cache in these tests (they count backend calls); the minimal Meter has none at all.
+NO_CACHE: dict[str, object] = (
+    {"cache": False} if "cache" in inspect.signature(Meter).parameters else {}
+)
 WORDS = [f"w{i}" for i in range(20)]
+
+
+def make_optimizer(backend: FakeBackend, **kwargs: Any) -> Optimizer:
+    if "meter" not in kwargs:
+        kwargs.setdefault("meter_options", NO_CACHE)
+    return Optimizer(backend, **kwargs)
 
 
 def sst2(n: int = 32, offset: int = 0) -> Dataset:
@@ -50,7 +62,7 @@ def test_recovers_planted_prompt_for_9_of_10_seeds(estimator: str) -> None:
     found = 0
     for seed in range(10):
         plant = planted(seed, train)
-        opt = Optimizer(
+        opt = make_optimizer(
             FakeBackend(planted=plant, seed=seed),
             candidates=WORDS,
             estimator=estimator,
@@ -66,7 +78,7 @@ def test_recovers_planted_prompt_for_9_of_10_seeds(estimator: str) -> None:
 
 
 def test_ask_tell_recommend() -> None:
-    opt = Optimizer(FakeBackend(), candidates=WORDS[:5], prompt_length=3, sample_size=4)
+    opt = make_optimizer(FakeBackend(), candidates=WORDS[:5], prompt_length=3, sample_size=4)
     prompts = opt.ask()
     assert len(prompts) == 4 and all(p.shape == (3,) and p.dtype == np.int64 for p in prompts)
     assert all(0 <= i < 5 for p in prompts for i in p)
@@ -93,7 +105,9 @@ def test_losses_from_scores() -> None:
 def test_dedup_scores_identical_prompts_once() -> None:
     train = sst2(8)
     fake = FakeBackend()
-    opt = Optimizer(fake, task=train.task, candidates=WORDS[:3], prompt_length=2, sample_size=10)
+    opt = make_optimizer(
+        fake, task=train.task, candidates=WORDS[:3], prompt_length=2, sample_size=10
+    )
     # A distribution peaked on one prompt: every sample is the same prompt.
     state = opt.state
     peaked = np.full_like(state.estimator.params, -50.0)
@@ -108,7 +122,7 @@ def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
     plant = Planted.for_dataset(
         Dataset(train.task, train.examples + dev.examples), WORDS, prompt_length=2, seed=1
     )
-    opt = Optimizer(
+    opt = make_optimizer(
         FakeBackend(planted=plant),
         candidates=WORDS,
         prompt_length=2,
@@ -132,7 +146,7 @@ def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
 
 def fit_digest(seed: int) -> str:
     train = sst2(16)
-    opt = Optimizer(
+    opt = make_optimizer(
         FakeBackend(planted=planted(3, train, 3)),
         candidates=WORDS,
         prompt_length=3,
@@ -164,7 +178,7 @@ def test_same_seed_same_result_across_processes() -> None:
 def test_save_load_roundtrip_and_resume(tmp_path: Path) -> None:
     train = sst2(16)
     fake = FakeBackend(planted=planted(2, train, 3))
-    opt = Optimizer(
+    opt = make_optimizer(
         fake,
         candidates=WORDS,
         prompt_length=3,
@@ -178,7 +192,7 @@ def test_save_load_roundtrip_and_resume(tmp_path: Path) -> None:
     opt.fit(train)
     path = tmp_path / "prompt.json"
     opt.save(path)
-    again = Optimizer.load(path, fake)
+    again = Optimizer.load(path, fake, meter_options=NO_CACHE)
     assert again.best_prompt == opt.best_prompt and again.task == opt.task
     assert again.settings() == opt.settings() and again.candidates == opt.candidates
     np.testing.assert_array_equal(again.probs, opt.probs)
@@ -196,14 +210,14 @@ def test_save_load_roundtrip_and_resume(tmp_path: Path) -> None:
     assert again.evaluate(train) == opt.evaluate(train)
     path.write_text('{"format": "other"}')
     with pytest.raises(ConfigError, match="not a bdpl prompt"):
-        Optimizer.load(path, fake)
+        Optimizer.load(path, fake, meter_options=NO_CACHE)
 
 
 class BudgetMeter(Meter):
     """A meter that refuses any call that would pass ``limit`` queries (stands in for issue 3's)."""
 
     def __init__(self, backend: FakeBackend, limit: int) -> None:
-        super().__init__(backend)
+        super().__init__(backend, **NO_CACHE)  # type: ignore[arg-type]
         self.limit, self.used = limit, 0
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
@@ -217,7 +231,7 @@ def test_budget_stops_cleanly_with_best_so_far() -> None:
     train, dev = sst2(16), sst2(8, offset=50)
     fake = FakeBackend(planted=planted(0, Dataset(train.task, train.examples + dev.examples), 2))
     meter = BudgetMeter(fake, limit=1000)
-    opt = Optimizer(
+    opt = make_optimizer(
         fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=16, meter=meter
     )
     result = opt.fit(train, dev)
@@ -234,7 +248,7 @@ def test_fit_builds_vocabulary_and_shows_progress(capsys: pytest.CaptureFixture[
     train = Dataset(
         get_task("sst2"), tuple(Example(t, label=str(i % 2)) for i, t in enumerate(texts))
     )
-    opt = Optimizer(
+    opt = make_optimizer(
         FakeBackend(),
         prompt_length=2,
         sample_size=3,
@@ -250,7 +264,7 @@ def test_fit_builds_vocabulary_and_shows_progress(capsys: pytest.CaptureFixture[
 
 
 def test_max_queries() -> None:
-    opt = Optimizer(FakeBackend(), sample_size=20, epochs=30)
+    opt = make_optimizer(FakeBackend(), sample_size=20, epochs=30)
     assert opt.max_queries(32, 32) == 30 * (20 * 32 + 32)
 
 
@@ -275,9 +289,9 @@ def test_max_queries() -> None:
 )
 def test_validation(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        Optimizer(FakeBackend(), **kwargs)  # type: ignore[arg-type]
+        make_optimizer(FakeBackend(), **kwargs)  # type: ignore[arg-type]
 
 
 def test_ask_needs_candidates() -> None:
     with pytest.raises(ConfigError, match="candidates"):
-        Optimizer(FakeBackend()).ask()
+        make_optimizer(FakeBackend()).ask()

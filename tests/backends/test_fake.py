@@ -240,12 +240,19 @@ def test_call_log_across_processes_and_die_at_call(tmp_path: Path) -> None:
 
 
 def test_throughput() -> None:
-    """Plain and planted scoring stay fast (the benchmark measures >100k/s; CI is shared)."""
+    """Plain and planted scoring stay fast.
+
+    ``benchmarks/fake_throughput.py`` measures >100k queries/s on an idle machine; here CPU
+    time (not wall time, the CI machine is shared) of the best of three runs must allow 20k/s.
+    """
     fake, _, data = planted_fake()
     prompts = [[CANDIDATES[(i * 7 + j) % 6] for j in range(3)] for i in range(20)]
-    qs = [data.task.render(prompts[i % 20], data[i % len(data)]) for i in range(64 * 100)]
+    qs = [data.task.render(prompts[i % 20], data[i % len(data)]) for i in range(64 * 50)]
     for backend in (FakeBackend(), fake):
-        t = time.perf_counter()
-        for i in range(0, len(qs), 64):
-            backend.score(qs[i : i + 64])
-        assert len(qs) / (time.perf_counter() - t) > 20_000
+        best = float("inf")
+        for _ in range(3):
+            t = time.process_time()
+            for i in range(0, len(qs), 64):
+                backend.score(qs[i : i + 64])
+            best = min(best, time.process_time() - t)
+        assert len(qs) / max(best, 1e-9) > 20_000
