@@ -150,3 +150,42 @@ def test_chat_completions_read_the_reply_token(vllm: VLLMServer) -> None:
         assert s.usage.requests == 1 and s.usage.prompt_tokens > 0
     # "Great" is a likely first reply token for the positive review: read from the top-k.
     assert got[0].logprobs[0] > got[0].logprobs[1]
+
+
+def test_a_short_fit_through_the_server_is_metered_and_recorded(
+    vllm: VLLMServer, data_dir: Path, tmp_path: Path
+) -> None:
+    from bdpl.data import load_split
+    from bdpl.optimizer import Optimizer
+    from bdpl.tasks import Dataset
+
+    task = get_task("sst2")
+    train_all = load_split(task, "train", seed=13, data_dir=data_dir)
+    train = Dataset(task, train_all.examples[:4] + train_all.examples[-4:])  # both classes
+    dev = Dataset(task, load_split(task, "dev", seed=13, data_dir=data_dir).examples[:6])
+    backend = OpenAIBackend(vllm.model, base_url=vllm.base_url, top_logprobs=100)
+    ledger = tmp_path / "ledger.jsonl"
+    candidates = ["truly", "honest", "film", "review", "amazing", "plot", "overall", "verdict"]
+    with Optimizer(
+        backend,
+        candidates=candidates,
+        prompt_length=2,
+        sample_size=3,
+        batch_size=8,
+        epochs=2,
+        seed=0,
+        meter_options={"cache": QueryCache(tmp_path / "cache"), "ledger": ledger, "price": FREE},
+    ) as optimizer:
+        result = optimizer.fit(train, dev)
+        stats = optimizer.meter.stats
+    assert result.stop_reason == "epochs" and result.steps == 2
+    assert len(result.prompt) == 2 and set(result.prompt) <= set(candidates)
+    assert result.dev_score is not None and 0.0 <= result.dev_score <= 1.0
+    records = Ledger.read(ledger)
+    calls = [r for r in records if r.kind == "call"]
+    assert calls and all(r.ok for r in calls)
+    assert sum(r.billed_queries for r in calls) == stats.paid_queries > 0
+    assert sum(r.requests for r in calls) == stats.requests
+    assert sum(r.prompt_tokens for r in calls) == stats.prompt_tokens
+    assert sum(r.queries for r in records if r.kind == "hit") == stats.hits
+    assert all(r.backend == backend.identity and r.dollars == 0 for r in records)
