@@ -25,7 +25,12 @@ from bdpl.backends._toplogprobs import (
     token_counter,
     topk_bound,
 )
-from bdpl.errors import ConfigError, MalformedResponseError, UnsupportedQueryError
+from bdpl.errors import (
+    BadRequestError,
+    ConfigError,
+    MalformedResponseError,
+    UnsupportedQueryError,
+)
 from bdpl.types import LabelScores, Query, Usage, split_usage
 
 if TYPE_CHECKING:
@@ -258,7 +263,14 @@ class OpenAIBackend:
         else:
             call = self._create(prompts, max_tokens=1, extra_body={"prompt_logprobs": 0})
             read = _prompt_logprob_tokens
-        data = post_json(self._client, what, call)
+        try:
+            data = post_json(self._client, what, call)
+        except BadRequestError as exc:
+            # e.g. gpt-3.5-turbo-instruct: "echo is not supported with logprobs".
+            raise BadRequestError(
+                f"{exc} (the exact fallback was refused: if this model or server cannot do "
+                f"fallback={self.fallback!r}, use fallback='none' for bounds instead)"
+            ) from exc
         spans: list[tuple[float, bool]] = []
         choices = read_choices(data, len(prompts), what)
         for choice, prompt, start in zip(choices, prompts, starts, strict=True):

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from bdpl.backends.openai_completion import OpenAIBackend
-from bdpl.errors import ConfigError, MalformedResponseError, UnsupportedQueryError
+from bdpl.errors import (
+    BadRequestError,
+    ConfigError,
+    MalformedResponseError,
+    UnsupportedQueryError,
+)
 from bdpl.tasks import Example, get_task
 from bdpl.types import Query, Usage
 from tests.backends.openai_fakes import CANARY_KEY, FakeLM, Recorder, httpx, mock_client, tokenize
@@ -292,3 +297,19 @@ def test_bad_queries_are_refused() -> None:
     with pytest.raises(UnsupportedQueryError):
         b.score([Query("x", ".", (" a", ""))])
     assert math.isfinite(b.score([Query("x", ".", (" a", " b"))])[0].logprobs[0])
+
+
+def test_a_refused_fallback_says_which_setting_to_use() -> None:
+    def no_echo(body: dict[str, Any], request: Any) -> Any:
+        if body.get("echo"):
+            message = (
+                "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
+            )
+            return httpx.Response(400, json={"error": {"message": message, "code": None}})
+        return None
+
+    q = Query("A fine film It was", ".", (" great", " unheard-of"))
+    with pytest.raises(BadRequestError, match="use fallback='none'"):
+        backend(Recorder(respond=no_echo), top_logprobs=5).score([q])
+    [bounded] = backend(Recorder(respond=no_echo), top_logprobs=5, fallback="none").score([q])
+    assert not bounded.exact
