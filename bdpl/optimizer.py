@@ -183,7 +183,8 @@ class Optimizer:
         prompt_length: prompt positions ``L``.
         sample_size: prompts drawn per step ``I`` (>= 2: the baseline needs two).
         learning_rate: step size; ``None`` picks the estimator's default.
-        estimator: ``"loo"`` (default) or ``"reference"`` (see :mod:`bdpl.estimators`).
+        estimator: ``"loo"`` (default), ``"loo-rank"`` or ``"reference"`` (see
+            :mod:`bdpl.estimators`).
         loss: ``"ce"`` (cross-entropy over the labels) or ``"hinge"``.
         margin: the hinge loss's margin (reference default 1).
         batch_size: training examples per step.

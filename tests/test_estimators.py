@@ -18,6 +18,8 @@ from bdpl.estimators import (
     get_estimator,
     project_bisection,
     softmax,
+    standardised,
+    standardised_ranks,
 )
 
 L, N = 2, 3
@@ -110,7 +112,7 @@ ADVERSARIAL = [
 ]
 
 
-@pytest.mark.parametrize("name", ["loo", "reference"])
+@pytest.mark.parametrize("name", ["loo", "loo-rank", "reference"])
 @pytest.mark.parametrize("lr", [1e-5, 1e-3, 1e-1, 1.0, 10.0])
 def test_no_nan_or_inf_for_any_learning_rate(name: str, lr: float) -> None:
     rng = np.random.default_rng(3)
@@ -141,6 +143,21 @@ def test_reference_projection_zeroes_and_floor() -> None:
     # With the floor the estimator's -1/p terms are large but finite.
     g = ReferenceEstimator().gradient(floored, np.array([[0, 1], [2, 3]]), np.array([1.0, 0.0]))
     assert np.all(np.isfinite(g))
+
+
+def test_without_the_floor_a_zero_probability_gives_nan() -> None:
+    """Why the floor exists: the reference formula at p_ij = 0 is 0 * inf."""
+    probs = np.array([[0.5, 0.5, 0.0]])
+    with np.errstate(all="ignore"):
+        g = ReferenceEstimator().gradient(probs, np.array([[0], [1]]), np.array([1.0, 0.0]))
+    assert np.isnan(g[0, 2]) and np.all(np.isfinite(g[0, :2]))
+    state = ReferenceEstimator(learning_rate=1.0).init(1, 3)
+    for _ in range(5):  # a collapse that zeroes probabilities, then updates on the floor
+        state = ReferenceEstimator(learning_rate=1.0).update(
+            state, np.array([[0], [1]]), np.array([0.0, 1.0])
+        )
+    assert state.params[0, 0] > 0.99 and state.params.min() == 1e-6
+    assert np.all(np.isfinite(state.params)) and np.all(np.isfinite(state.v))
 
 
 def test_clip_by_norm_and_adam_match_torch() -> None:
@@ -192,9 +209,25 @@ def test_adam_bias_corrected_first_step() -> None:
     assert out.step == 1
 
 
+def test_shapings() -> None:
+    losses = np.array([3.0, 1.0, 3.0, 2.0])
+    ranks = standardised_ranks(losses)
+    assert ranks is not None
+    # Ranks 0..3 with the tie sharing 2.5: [2.5, 0, 2.5, 1], then standardised.
+    expected = np.array([2.5, 0.0, 2.5, 1.0])
+    expected = (expected - expected.mean()) / expected.std()
+    np.testing.assert_allclose(ranks, expected)
+    np.testing.assert_allclose(standardised_ranks(losses * 1e300 + 7), ranks)  # invariant
+    assert standardised(np.full(3, 2.0)) is None and standardised_ranks(np.full(3, 2.0)) is None
+    s = standardised(np.array([1e308, -1e308, 0.0]))
+    assert s is not None and np.all(np.isfinite(s))
+
+
 def test_get_estimator_validates() -> None:
     assert get_estimator("loo").learning_rate == LOOEstimator().learning_rate
     assert get_estimator("reference", learning_rate=0.5).learning_rate == 0.5
+    rank = get_estimator("loo-rank", learning_rate=0.5)
+    assert isinstance(rank, LOOEstimator) and rank.shaping == "rank" and rank.name == "loo-rank"
     with pytest.raises(ConfigError, match="unknown estimator"):
         get_estimator("adam")
     for bad in (0.0, -1.0, float("nan"), float("inf")):

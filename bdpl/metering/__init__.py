@@ -9,7 +9,7 @@ estimate a run's worst-case cost before it starts (:func:`estimate_cost`).
 from bdpl.metering.budget import Budget, Reservation, Spend
 from bdpl.metering.cache import CACHE_FORMAT_VERSION, CacheStats, QueryCache, cache_key
 from bdpl.metering.estimate import CostEstimate, estimate_cost, estimate_fit_cost
-from bdpl.metering.ledger import Ledger, LedgerRecord, LedgerSummary
+from bdpl.metering.ledger import Ledger, LedgerRecord, LedgerSummary, format_summary
 from bdpl.metering.meter import Meter, MeterStats, default_cache
 from bdpl.metering.prices import FREE, Price, price_for, price_table
 from bdpl.metering.retry import RetryPolicy
@@ -37,6 +37,7 @@ __all__ = [
     "estimate_cost",
     "estimate_fit_cost",
     "estimate_usage",
+    "format_summary",
     "price_for",
     "price_table",
 ]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from diskcache import Cache, Disk
-from diskcache.core import MODE_PICKLE
+from diskcache.core import MODE_PICKLE, UNKNOWN
 
 from bdpl.errors import CacheError
 from bdpl.metering.validation import problem_with
@@ -71,7 +71,7 @@ class _JsonOnlyDisk(Disk):  # type: ignore[misc]
             raise _ForeignEntryError("pickled key")
         return super().get(key, raw)
 
-    def store(self, value: Any, read: bool, key: Any = None) -> Any:
+    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
         if read or type(value) is not str:
             raise TypeError("QueryCache values are JSON strings")
         return super().store(value, read, key=key)

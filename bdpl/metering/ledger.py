@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["Ledger", "LedgerRecord", "LedgerSummary"]
+__all__ = ["Ledger", "LedgerRecord", "LedgerSummary", "format_summary", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,10 @@ class Ledger:
         """Totals per ``(backend identity, model)``."""
         return summarize(self.records())
 
+    def report(self) -> str:
+        """:meth:`summary` as a text table (see :func:`format_summary`)."""
+        return format_summary(self.summary())
+
     @staticmethod
     def read(path: str | Path) -> list[LedgerRecord]:
         """Parse a ledger file, skipping (and reporting) lines that are torn or not records."""
@@ -203,6 +207,49 @@ def summarize(records: list[LedgerRecord]) -> dict[tuple[str, str], LedgerSummar
         key = (r.backend, r.model)
         out[key] = out.get(key, LedgerSummary()).add(r)
     return out
+
+
+def format_summary(summary: dict[tuple[str, str], LedgerSummary]) -> str:
+    """A text table of per-backend totals, one row per backend and model, and a total row.
+
+    >>> print(format_summary({("fake", "m"): LedgerSummary(calls=2, billed_queries=100,
+    ...     hit_queries=50, prompt_tokens=900, completion_tokens=100, dollars=0.5,
+    ...     saved_dollars=0.25)}))
+    backend  model  calls  failed  paid queries  cache hits  tokens  dollars    saved
+    fake     m          2       0           100          50   1,000  $0.5000  $0.2500
+    total               2       0           100          50   1,000  $0.5000  $0.2500
+    """
+    head: tuple[str, ...] = ("backend", "model", "calls", "failed", "paid queries")
+    head += ("cache hits", "tokens", "dollars", "saved")
+    total = LedgerSummary()
+    rows: list[tuple[str, ...]] = []
+    for (backend, model), s in sorted(summary.items()):
+        rows.append((backend, model, *_cells(s)))
+        total = LedgerSummary(*(getattr(total, f.name) + getattr(s, f.name) for f in fields(s)))
+    rows.append(("total", "", *_cells(total)))
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join(line(r) for r in [head, *rows])
+
+
+def _cells(s: LedgerSummary) -> tuple[str, ...]:
+    tokens = s.prompt_tokens + s.completion_tokens
+    return (
+        f"{s.calls:,}",
+        f"{s.failed_calls:,}",
+        f"{s.billed_queries:,}",
+        f"{s.hit_queries:,}",
+        f"{tokens:,}",
+        f"${s.dollars:,.4f}",
+        f"${s.saved_dollars:,.4f}",
+    )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -109,9 +109,9 @@ class Meter:
     Args:
         backend: any backend. Its optional ``max_batch_size``, ``max_concurrency``, ``model``,
             ``is_local`` and ``estimate`` are used (see :mod:`bdpl.backends.base`).
-        cache: a :class:`QueryCache`; ``None`` or ``True`` for the default disk cache at
-            ``<cache root>/queries`` (``$BDPL_CACHE_DIR`` or the user cache directory);
-            ``False`` for none (every query is paid).
+        cache: a :class:`QueryCache` or a directory for one; ``None`` or ``True`` for the
+            default disk cache at ``<cache root>/queries`` (``$BDPL_CACHE_DIR``, else the XDG
+            user cache directory); ``False`` for none (every query is paid).
         ledger: a :class:`Ledger` or a path for one; ``None`` keeps no ledger file (the
             in-memory :attr:`stats` are kept either way).
         budget: spending limits; ``None`` for none.
@@ -147,7 +147,7 @@ class Meter:
         self,
         backend: Backend,
         *,
-        cache: QueryCache | bool | None = None,
+        cache: QueryCache | str | Path | bool | None = None,
         ledger: Ledger | str | Path | None = None,
         budget: Budget | None = None,
         retry: RetryPolicy | None = None,
@@ -161,10 +161,14 @@ class Meter:
         self.price = price_for(backend, price)
         if isinstance(cache, QueryCache):
             self.cache, self._owns_cache = cache, False
+        elif isinstance(cache, (str, Path)):
+            self.cache, self._owns_cache = QueryCache(cache), True
         elif cache is False:
             self.cache, self._owns_cache = QueryCache("", enabled=False), True
-        else:
+        elif cache is None or cache is True:
             self.cache, self._owns_cache = default_cache(), True
+        else:
+            raise ConfigError(f"cache must be a QueryCache, a directory or a bool, got {cache!r}")
         if ledger is None or isinstance(ledger, Ledger):
             self.ledger, self._owns_ledger = ledger, False
         else:
@@ -182,6 +186,7 @@ class Meter:
         self._lock = threading.Lock()
         self._stats = MeterStats()
         self._pool: ThreadPoolExecutor | None = None
+        self._warned_estimate = False
 
     def __repr__(self) -> str:
         return f"Meter({self.identity!r}, budget={self.budget!r})"
@@ -300,6 +305,8 @@ class Meter:
                 billed = len(chunk) if answered else 0
                 actual = Spend(billed, usage.requests, usage.total_tokens, self.price.cost(usage))
                 self.budget.settle(reservation, actual)
+                if _exceeds(actual, estimate):
+                    self._warn_estimate(actual, estimate)
                 state.billed_queries += billed
                 state.usage += usage
                 self._add(
@@ -329,8 +336,27 @@ class Meter:
         self._record_call(chunk, state, None)
         return result
 
-    def _on_retry(self, attempt: int, wait_s: float) -> None:
-        log.info("call to %s: try %d failed; retrying in %.2fs", self.identity, attempt, wait_s)
+    def _warn_estimate(self, actual: Spend, estimate: Spend) -> None:
+        with self._lock:
+            if self._warned_estimate:
+                return
+            self._warned_estimate = True
+        log.warning(
+            "backend %s used more than its estimate (%s > %s): budgets checked with such "
+            "estimates may be passed; its estimate() should be an upper bound",
+            self.identity,
+            actual,
+            estimate,
+        )
+
+    def _on_retry(self, attempt: int, wait_s: float, error: BaseException | None) -> None:
+        log.info(
+            "call to %s: try %d failed (%s); retrying in %.2fs",
+            self.identity,
+            attempt,
+            type(error).__name__,
+            wait_s,
+        )
 
     # -- accounting ---------------------------------------------------------------------------
 
@@ -391,6 +417,14 @@ def _usage_of(answers: object) -> Usage:
             if isinstance(a, LabelScores) and isinstance(a.usage, Usage):
                 total += a.usage
     return total
+
+
+def _exceeds(actual: Spend, estimate: Spend) -> bool:
+    return (
+        actual.requests > estimate.requests
+        or actual.tokens > estimate.tokens
+        or actual.dollars > estimate.dollars + 1e-12
+    )
 
 
 def _now() -> str:

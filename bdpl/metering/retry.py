@@ -90,13 +90,17 @@ class RetryPolicy:
         return backoff
 
     def call(
-        self, fn: Callable[[], T], *, on_retry: Callable[[int, float], None] | None = None
+        self,
+        fn: Callable[[], T],
+        *,
+        on_retry: Callable[[int, float, BaseException | None], None] | None = None,
     ) -> T:
         """Run ``fn`` until it succeeds, retrying retryable errors by this policy.
 
         Args:
             fn: the call.
-            on_retry: called with (attempt that failed, seconds about to be waited).
+            on_retry: called before each wait with the number of the try that failed, the
+                seconds about to be waited and the error.
         """
 
         def wait(state: RetryCallState) -> float:
@@ -111,7 +115,8 @@ class RetryPolicy:
 
         def before_sleep(state: RetryCallState) -> None:
             if on_retry is not None:
-                on_retry(state.attempt_number, float(getattr(state, "upcoming_sleep", 0.0)))
+                error = state.outcome.exception() if state.outcome is not None else None
+                on_retry(state.attempt_number, float(getattr(state, "upcoming_sleep", 0.0)), error)
 
         retrying = Retrying(
             retry=retry_if_exception(is_retryable),

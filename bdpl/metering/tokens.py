@@ -10,12 +10,12 @@ Counting rule, documented for users:
    ``<tmp>/data-gym-cache``) with the expected checksum, texts are counted with it.
    tiktoken itself would download a missing file; we check first and never let it.
 2. Otherwise a text counts as many tokens as it has UTF-8 bytes. Byte-level BPE tokenizers
-   (GPT-2, r50k/p50k/cl100k/o200k, Llama-3, Qwen, SmolLM) and SentencePiece with byte fallback
-   never produce more tokens than bytes, so this is a hard upper bound (about four times a
-   typical English count).
+   (GPT-2, r50k/p50k/cl100k/o200k, Llama-3, Qwen, SmolLM) never produce more tokens than
+   bytes, and SentencePiece with byte fallback at most one more (its dummy-prefix token), so
+   with the overhead below this is an upper bound (about four times a typical English count).
 
-Either way each request is allowed :data:`REQUEST_OVERHEAD_TOKENS` more (BOS and chat
-formatting tokens).
+Either way each request is allowed :data:`REQUEST_OVERHEAD_TOKENS` more (BOS, dummy-prefix
+and chat formatting tokens).
 
 When a backend has no ``estimate`` method, :func:`estimate_usage` bounds a call by assuming the
 worst a scoring backend does: one request for the next-token distribution plus one per label

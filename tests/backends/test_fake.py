@@ -157,6 +157,11 @@ def test_planted_pair_task_and_prefix_template() -> None:
     fake = FakeBackend(planted=planted, noise=0.0)
     assert accuracy(fake, data, ["beta", "gamma"]) == 1.0
     assert accuracy(fake, data, ["eps", "alpha"]) < 1.0
+    q = task.render([], data[0])
+    cut = len("Premise: ")
+    spans = tuple((a - cut, b - cut) for a, b in q.input_spans)
+    with pytest.raises(UnsupportedQueryError, match="template"):
+        fake.score([Query(q.before[cut:], q.after, q.labels, spans)])
 
 
 def test_planted_validation() -> None:

@@ -181,3 +181,19 @@ def test_two_processes_share_one_cache_at_the_same_time(tmp_path: Path) -> None:
         done = run_driver("--cache", str(cache_dir), "--call-log", str(again), "--seed", str(seed))
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["paid"] == 0 and not again.exists()
+
+
+def test_a_failed_write_is_reported_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with QueryCache(tmp_path) as cache:
+
+        def full_disk(*args: object, **kwargs: object) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(cache._cache, "set", full_disk)
+        with caplog.at_level(logging.WARNING):
+            cache.put_many("b", [(Q, S)])
+        assert "could not store 1 answers" in caplog.text
+        assert cache.stats().write_errors == 1
+        assert cache.get("b", Q) is None

@@ -32,6 +32,14 @@ def test_append_read_summary(tmp_path: Path) -> None:
     b = s[("b", "m")]
     assert (b.calls, b.billed_queries, b.hit_queries, b.prompt_tokens) == (3, 12, 4, 120)
     assert (b.dollars, b.saved_dollars) == (6.0, 0.25)
+    with Ledger(tmp_path / "sub" / "l.jsonl") as ledger:
+        table = ledger.report().splitlines()
+    assert table[0].split()[:3] == ["backend", "model", "calls"]
+    assert table[1].split()[:3] == ["b", "m", "3"] and table[2].split()[:3] == ["other", "m", "1"]
+    assert table[3].split()[:2] == ["total", "4"] and table[3].split()[-2:] == [
+        "$6.5000",
+        "$0.2500",
+    ]
 
 
 def test_torn_last_line_is_skipped_and_not_glued_to_the_next(

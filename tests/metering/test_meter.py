@@ -129,6 +129,10 @@ def test_default_cache_lives_under_bdpl_cache_dir(tmp_path: Path) -> None:
         meter.score(make_queries(2))
         assert meter.cache.directory == tmp_path / "bdpl-cache" / "queries"
         assert meter.cache.stats().entries == 2
+    with Meter(FakeBackend(), cache=str(tmp_path / "mine")) as meter:
+        assert meter.cache.directory == tmp_path / "mine"
+    with pytest.raises(ConfigError, match="cache must be"):
+        Meter(FakeBackend(), cache=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

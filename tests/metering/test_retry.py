@@ -44,9 +44,14 @@ def test_retries_then_succeeds() -> None:
     slept: list[float] = []
     p = RetryPolicy(initial_wait=0.01, jitter=0, sleep=slept.append)
     calls, fn = flaky([ServerError("500"), BackendConnectionError("reset")])
-    retried: list[int] = []
-    assert p.call(fn, on_retry=lambda n, w: retried.append(n)) == "ok"  # type: ignore[arg-type]
-    assert len(calls) == 3 and retried == [1, 2] and slept == [0.01, 0.02]
+    retried: list[tuple[int, str]] = []
+
+    def on_retry(n: int, wait: float, error: BaseException | None) -> None:
+        retried.append((n, type(error).__name__))
+
+    assert p.call(fn, on_retry=on_retry) == "ok"  # type: ignore[arg-type]
+    assert retried == [(1, "ServerError"), (2, "BackendConnectionError")]
+    assert len(calls) == 3 and slept == [0.01, 0.02]
 
 
 def test_attempts_are_bounded_and_the_last_error_is_raised() -> None:

@@ -6,10 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import tiktoken
 import tiktoken.load
 
 from bdpl.backends.fake import FakeBackend
-from bdpl.metering import count_tokens, estimate_usage
+from bdpl.metering import count_tokens, estimate_usage, tokens
 from bdpl.metering.tokens import (
     _ENCODING_FILES,
     REQUEST_OVERHEAD_TOKENS,
@@ -75,3 +76,27 @@ def test_estimate_prefers_the_backend() -> None:
 
     with pytest.raises(TypeError, match="must return a Usage"):
         estimate_usage(BadEstimate(), qs)
+
+
+def test_a_verified_local_file_enables_tiktoken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gating logic: file present with the right checksum -> tiktoken is used (stubbed here,
+    since the real encoding files cannot be downloaded in tests)."""
+    content = b"stand-in for o200k_base.tiktoken"
+    url = "https://example.invalid/o200k_base.tiktoken"
+    monkeypatch.setitem(_ENCODING_FILES, "o200k_base", (url, hashlib.sha256(content).hexdigest()))
+    cache = tmp_path / "tiktoken"
+    cache.mkdir()
+    (cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(content)
+
+    class WordEncoding:
+        def encode(self, text: str, disallowed_special: object = ()) -> list[str]:
+            return text.split()
+
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: WordEncoding())
+    tokens._local_encoding.cache_clear()
+    assert isinstance(local_encoding("gpt-4.1-mini"), WordEncoding)
+    assert count_tokens("three words here", "gpt-4.1-mini") == 3
+    assert count_tokens("three words here", None) == len(b"three words here")
+    tokens._local_encoding.cache_clear()
