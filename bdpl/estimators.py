@@ -232,7 +232,7 @@ class ReferenceEstimator:
         return out
 
     def gradient(self, probs: FloatArray, samples: IntArray, losses: FloatArray) -> FloatArray:
-        """The unclipped estimate ``G`` (in units of the largest |loss|; see :func:`_centred`)."""
+        """The unclipped estimate ``G`` of the module docstring."""
         centred, scale = _centred(losses)
         return self._scaled_gradient(probs, samples, centred) * scale
 

@@ -7,6 +7,11 @@ recognises the learned prompt at the front of ``Query.before``, knows the correc
 every input it was built with, and raises or lowers the correct label's score by a per
 (position, candidate) effect, so there is a known best prompt an optimizer must find.
 
+The prompt is what :meth:`~bdpl.tasks.Task.render` put before the first input
+(``Query.input_spans``), less the template's own text there; it is split back into
+candidates, longest match first (candidates may hold spaces). The input is the text of the
+input spans.
+
 It fails loudly (:class:`~bdpl.errors.UnsupportedQueryError`) on anything it was not built
 to answer: no labels, duplicate labels, a batch larger than ``max_batch_size`` and, when
 planted, an input it does not know, other label words than the task's, or a prompt that is
@@ -25,6 +30,22 @@ first query. The shares of a call add up to the call's usage.
 (1.0, Usage(prompt_tokens=8, completion_tokens=1, requests=1))
 >>> fake.call_count
 1
+
+Calls are counted two ways: :attr:`FakeBackend.attempts` counts every call started, while
+:attr:`FakeBackend.calls` and the ``call_log`` file hold answered calls only (an injected
+exception or a kill is no answer; an injected ``"malformed"`` answer is one, and is marked).
+
+A planted fake, where ``"truly"`` first and ``"good"`` second is the best prompt:
+
+>>> from bdpl.tasks import Dataset, Example, get_task
+>>> data = Dataset(get_task("sst2"), (Example("a film", label="1"), Example("a plot", label="0")))
+>>> planted = Planted.for_dataset(data, ["truly", "good", "film"], prompt_length=2, best=[0, 1])
+>>> fake = FakeBackend(planted=planted)
+>>> def correct(prompt):
+...     scores = fake.score([data.task.render(prompt, e) for e in data])
+...     return [round(math.exp(s.logprobs[y]), 2) for s, y in zip(scores, data.label_indices())]
+>>> correct([]), correct(["truly", "good"])
+([0.71, 0.56], [0.95, 0.91])
 """
 
 from __future__ import annotations
@@ -327,6 +348,12 @@ class FakeBackend:
                 "FakeBackend: noise and latency must be >= 0, max_batch_size and "
                 "max_concurrency >= 1"
             )
+        for call, fault in (faults or {}).items():
+            if not (isinstance(fault, BaseException) or fault == "malformed"):
+                raise ConfigError(
+                    f"FakeBackend: fault at call {call} must be an exception or 'malformed', "
+                    f"got {fault!r}"
+                )
         self.seed = seed
         self.planted = planted
         self.noise = noise

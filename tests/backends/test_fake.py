@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import subprocess
@@ -194,6 +195,13 @@ def test_faults_malformed_attempts_and_latency() -> None:
     assert fake.attempts == 3 and fake.call_count == 2
 
 
+def test_constructor_validation() -> None:
+    with pytest.raises(ConfigError, match="fault at call 2"):
+        FakeBackend(faults={2: "slow"})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError):
+        FakeBackend(max_batch_size=0)
+
+
 def test_call_log_threads_and_concurrency(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     fake = FakeBackend(call_log=log, latency=0.01, faults={3: "malformed"})
@@ -261,3 +269,10 @@ def test_throughput() -> None:
                 backend.score(qs[i : i + 64])
             best = min(best, time.process_time() - t)
         assert len(qs) / max(best, 1e-9) > 20_000
+
+
+def test_doctests() -> None:
+    import bdpl.backends.fake
+
+    result = doctest.testmod(bdpl.backends.fake, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
