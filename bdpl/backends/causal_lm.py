@@ -194,7 +194,8 @@ class CausalLMBackend:
         rows: list[list[int]] = []
         label_at: list[int] = []
         conts: list[tuple[int, ...] | None] = []
-        for qi, q in enumerate(queries):
+        plans: list[tuple[bool, list[tuple[int, ...]]]] = []
+        for q in queries:
             label_ids = self.label_token_ids(q.labels)
             trailing = is_trailing(q.after)
             if trailing:
@@ -204,15 +205,15 @@ class CausalLMBackend:
                     tuple(self._tokenizer(lab + q.after, add_special_tokens=False)["input_ids"])
                     for lab in q.labels
                 ]
-            next_token = trailing and all(len(t) == 1 for t in label_ids)
-            before = _hf.encode_before(
-                self._tokenizer,
-                q.before,
-                q.input_spans,
-                max_input_tokens=self._max_input_tokens,
-                limit=self._limit,
-                extra=len(self._prefix) + (0 if next_token else max(map(len, cont_ids))),
-            )
+            plans.append((trailing and all(len(t) == 1 for t in label_ids), cont_ids))
+        befores = _hf.encode_befores(
+            self._tokenizer,
+            queries,
+            [len(self._prefix) + (0 if nt else max(map(len, c))) for nt, c in plans],
+            max_input_tokens=self._max_input_tokens,
+            limit=self._limit,
+        )
+        for qi, (before, (next_token, cont_ids)) in enumerate(zip(befores, plans, strict=True)):
             ctx = [*self._prefix, *before]
             if not ctx:
                 if self._start is None:

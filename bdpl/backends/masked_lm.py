@@ -198,18 +198,19 @@ class MaskedLMBackend:
         widths: list[int] = []
         afters = self._tokenizer([q.after for q in queries], add_special_tokens=False)["input_ids"]
         fixed = len(self._prefix) + len(self._suffix)
-        for qi, (q, after) in enumerate(zip(queries, afters, strict=True)):
+        counts: list[list[int]] = []
+        for q in queries:
             label_ids = self.label_token_ids(q.labels)
-            counts = [1] if self._policy == "first" else sorted({len(t) for t in label_ids})
-            before = _hf.encode_before(
-                self._tokenizer,
-                q.before,
-                q.input_spans,
-                max_input_tokens=self._max_input_tokens,
-                limit=self._limit,
-                extra=fixed + max(counts) + len(after),
-            )
-            for k in counts:
+            counts.append([1] if self._policy == "first" else sorted({len(t) for t in label_ids}))
+        befores = _hf.encode_befores(
+            self._tokenizer,
+            queries,
+            [fixed + max(k) + len(a) for k, a in zip(counts, afters, strict=True)],
+            max_input_tokens=self._max_input_tokens,
+            limit=self._limit,
+        )
+        for qi, (before, after) in enumerate(zip(befores, afters, strict=True)):
+            for k in counts[qi]:
                 owners.append(qi)
                 starts.append(len(self._prefix) + len(before))
                 widths.append(k)
