@@ -1,0 +1,297 @@
+"""Optimizer: planted recovery, ask/tell, best copy, save/load, determinism, dedup, budget."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bdpl.backends.fake import FakeBackend, Planted
+from bdpl.errors import BudgetExceededError, ConfigError
+from bdpl.metering import Meter
+from bdpl.optimizer import Optimizer, OptimizerState, losses_from_scores
+from bdpl.tasks import Dataset, Example, get_task
+from bdpl.types import LabelScores, Query
+
+ROOT = Path(__file__).resolve().parents[1]
+# No disk cache in these tests (they count backend calls); the minimal Meter has none at all.
+NO_CACHE: dict[str, object] = (
+    {"cache": False} if "cache" in inspect.signature(Meter).parameters else {}
+)
+WORDS = [f"w{i}" for i in range(20)]
+
+
+def make_optimizer(backend: FakeBackend, **kwargs: Any) -> Optimizer:
+    if "meter" not in kwargs:
+        kwargs.setdefault("meter_options", NO_CACHE)
+    return Optimizer(backend, **kwargs)
+
+
+def sst2(n: int = 32, offset: int = 0) -> Dataset:
+    return Dataset(
+        get_task("sst2"),
+        tuple(
+            Example(f"review {i} of a film", label=str(i % 2)) for i in range(offset, offset + n)
+        ),
+    )
+
+
+def planted(seed: int, data: Dataset, prompt_length: int = 4) -> Planted:
+    return Planted.for_dataset(data, WORDS, prompt_length=prompt_length, seed=seed)
+
+
+# Planted recovery: 4 positions x 20 candidates, 16 training examples, 80 steps of 20 prompts.
+# Worst case (Optimizer.max_queries) is 40 * 20 * 16 = 12,800 queries per seed; prompt
+# de-duplication brings the actual number under that.
+RECOVERY = {"prompt_length": 4, "sample_size": 20, "batch_size": 8, "epochs": 40}
+RECOVERY_BUDGET = 12_800
+
+
+@pytest.mark.parametrize("estimator", ["loo", "reference"])
+def test_recovers_planted_prompt_for_9_of_10_seeds(estimator: str) -> None:
+    """Within 12,800 queries per seed, the best prompt is found at every position."""
+    train = sst2(16)
+    found = 0
+    for seed in range(10):
+        plant = planted(seed, train)
+        opt = make_optimizer(
+            FakeBackend(planted=plant, seed=seed),
+            candidates=WORDS,
+            estimator=estimator,
+            learning_rate=None if estimator == "loo" else 1e-2,
+            seed=seed,
+            **RECOVERY,  # type: ignore[arg-type]
+        )
+        assert opt.max_queries(len(train)) == RECOVERY_BUDGET
+        result = opt.fit(train)
+        assert result.queries <= RECOVERY_BUDGET and result.stop_reason == "epochs"
+        found += result.prompt == plant.best_prompt
+    assert found >= 9
+
+
+def test_ask_tell_recommend() -> None:
+    opt = make_optimizer(FakeBackend(), candidates=WORDS[:5], prompt_length=3, sample_size=4)
+    prompts = opt.ask()
+    assert len(prompts) == 4 and all(p.shape == (3,) and p.dtype == np.int64 for p in prompts)
+    assert all(0 <= i < 5 for p in prompts for i in p)
+    np.testing.assert_allclose(opt.probs, 0.2)
+    # Telling a low loss for candidate 3 at every position makes it the recommendation.
+    for _ in range(20):
+        prompts = [np.array([3, 3, 3]), np.array([0, 1, 2]), np.array([4, 0, 1])]
+        opt.tell(prompts, [0.0, 1.0, 1.0])
+    assert opt.recommend() == ["w3", "w3", "w3"]
+
+
+def test_losses_from_scores() -> None:
+    lp = np.array([[np.log(0.2), np.log(0.8)], [np.log(0.5), np.log(0.5)], [0.0, -np.inf]])
+    labels = np.array([1, 0, 1])
+    ce = losses_from_scores(lp, labels)
+    np.testing.assert_allclose(ce[:2], [-np.log(0.8), np.log(2)])
+    assert np.isfinite(ce[2]) and ce[2] > 100  # -inf log-prob: large, finite
+    # Renormalised over the labels: unnormalised scores give the same loss.
+    np.testing.assert_allclose(losses_from_scores(lp[:2] - 3.0, labels[:2]), ce[:2])
+    hinge = losses_from_scores(lp, labels, loss="hinge", margin=1.0)
+    np.testing.assert_allclose(hinge[:2], [max(0, 1 - np.log(4)), 1.0])
+
+
+def test_dedup_scores_identical_prompts_once() -> None:
+    train = sst2(8)
+    fake = FakeBackend()
+    opt = make_optimizer(
+        fake, task=train.task, candidates=WORDS[:3], prompt_length=2, sample_size=10
+    )
+    # A distribution peaked on one prompt: every sample is the same prompt.
+    state = opt.state
+    peaked = np.full_like(state.estimator.params, -50.0)
+    peaked[:, 1] = 0.0
+    opt.state = OptimizerState(state.estimator._replace(params=peaked), state.rng)
+    opt.step(list(train.examples))
+    assert sum(len(c) for c in fake.calls) == len(train) == opt.queries
+
+
+def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
+    train, dev = sst2(16), sst2(16, offset=100)
+    plant = Planted.for_dataset(
+        Dataset(train.task, train.examples + dev.examples), WORDS, prompt_length=2, seed=1
+    )
+    opt = make_optimizer(
+        FakeBackend(planted=plant),
+        candidates=WORDS,
+        prompt_length=2,
+        sample_size=8,
+        batch_size=8,
+        epochs=15,
+    )
+    result = opt.fit(train, dev)
+    assert len(result.history) == 15 and all(r.dev_score is not None for r in result.history)
+    assert result.dev_score == max(r.dev_score or 0.0 for r in result.history)
+    assert result.prompt == opt.best_prompt == plant.best_prompt
+    assert opt.evaluate(dev) == result.dev_score == 1.0
+    assert opt.predict(dev) == dev.label_indices()
+    assert opt.best_state is not None
+    kept = opt.best_state.params.copy()
+    assert not np.shares_memory(opt.best_state.params, opt.state.estimator.params)
+    for _ in range(5):
+        opt.step(list(train.examples))
+    np.testing.assert_array_equal(opt.best_state.params, kept)
+
+
+def fit_digest(seed: int) -> str:
+    train = sst2(16)
+    opt = make_optimizer(
+        FakeBackend(planted=planted(3, train, 3)),
+        candidates=WORDS,
+        prompt_length=3,
+        sample_size=6,
+        batch_size=8,
+        epochs=3,
+        seed=seed,
+    )
+    result = opt.fit(train)
+    blob = opt.probs.tobytes() + json.dumps(result.prompt).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def test_same_seed_same_result_across_processes() -> None:
+    here = fit_digest(5)
+    assert fit_digest(5) == here != fit_digest(6)
+    code = "from tests.test_optimizer import fit_digest; print(fit_digest(5))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == here
+
+
+def test_save_load_roundtrip_and_resume(tmp_path: Path) -> None:
+    train = sst2(16)
+    fake = FakeBackend(planted=planted(2, train, 3))
+    opt = make_optimizer(
+        fake,
+        candidates=WORDS,
+        prompt_length=3,
+        sample_size=6,
+        batch_size=8,
+        epochs=2,
+        estimator="reference",
+        loss="hinge",
+        learning_rate=0.01,
+    )
+    opt.fit(train)
+    path = tmp_path / "prompt.json"
+    opt.save(path)
+    again = Optimizer.load(path, fake, meter_options=NO_CACHE)
+    assert again.best_prompt == opt.best_prompt and again.task == opt.task
+    assert again.settings() == opt.settings() and again.candidates == opt.candidates
+    np.testing.assert_array_equal(again.probs, opt.probs)
+    assert (
+        json.loads(path.read_text())["distribution"]
+        == opt.estimator.probs(
+            opt.best_state  # type: ignore[arg-type]
+        ).tolist()
+    )
+    # Resuming continues bit for bit.
+    for _ in range(3):
+        opt.step(list(train.examples))
+        again.step(list(train.examples))
+    np.testing.assert_array_equal(again.probs, opt.probs)
+    assert again.evaluate(train) == opt.evaluate(train)
+    path.write_text('{"format": "other"}')
+    with pytest.raises(ConfigError, match="not a bdpl prompt"):
+        Optimizer.load(path, fake, meter_options=NO_CACHE)
+
+
+class BudgetMeter(Meter):
+    """A meter that refuses any call that would pass ``limit`` queries (stands in for issue 3's)."""
+
+    def __init__(self, backend: FakeBackend, limit: int) -> None:
+        super().__init__(backend, **NO_CACHE)  # type: ignore[arg-type]
+        self.limit, self.used = limit, 0
+
+    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
+        if self.used + len(queries) > self.limit:
+            raise BudgetExceededError("query budget reached", limit="queries")
+        self.used += len(queries)
+        return super().score(queries)
+
+
+def test_budget_stops_cleanly_with_best_so_far() -> None:
+    train, dev = sst2(16), sst2(8, offset=50)
+    fake = FakeBackend(planted=planted(0, Dataset(train.task, train.examples + dev.examples), 2))
+    meter = BudgetMeter(fake, limit=1000)
+    opt = make_optimizer(
+        fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=16, meter=meter
+    )
+    result = opt.fit(train, dev)
+    assert result.stop_reason == "budget: queries"
+    assert meter.used <= 1000 and sum(len(c) for c in fake.calls) == meter.used
+    assert len(result.prompt) == 2 and result.dev_score is not None
+    assert result.history[-1].dev_score is None  # the budget stopped that epoch
+
+
+def test_fit_builds_vocabulary_and_shows_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    words = ["the", "plot", "was", "good", "and", "acting", "bad", "but", "music", "fine"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, 12)) for i in range(60)]
+    train = Dataset(
+        get_task("sst2"), tuple(Example(t, label=str(i % 2)) for i, t in enumerate(texts))
+    )
+    opt = make_optimizer(
+        FakeBackend(),
+        prompt_length=2,
+        sample_size=3,
+        batch_size=60,
+        epochs=1,
+        vocab_size=10,
+        progress=True,
+    )
+    result = opt.fit(train)
+    assert opt.candidates is not None and 2 <= len(opt.candidates) <= 10
+    assert all(t in opt.candidates for t in result.prompt)
+    assert "bdpl" in capsys.readouterr().err
+
+
+def test_max_queries() -> None:
+    opt = make_optimizer(FakeBackend(), sample_size=20, epochs=30)
+    assert opt.max_queries(32, 32) == 30 * (20 * 32 + 32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prompt_length": 0}, "prompt_length"),
+        ({"sample_size": 1}, "sample_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"epochs": True}, "epochs"),
+        ({"vocab_size": 1}, "vocab_size"),
+        ({"seed": -1}, "seed"),
+        ({"estimator": "sgd"}, "unknown estimator"),
+        ({"learning_rate": -0.1}, "learning_rate"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"loss": "mse"}, "loss"),
+        ({"margin": 0}, "margin"),
+        ({"candidates": ["a", "a"]}, "candidates"),
+        ({"candidates": "abc"}, "candidates"),
+        ({"meter_options": {"x": 1}, "meter": object()}, "meter"),
+    ],
+)
+def test_validation(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        make_optimizer(FakeBackend(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_ask_needs_candidates() -> None:
+    with pytest.raises(ConfigError, match="candidates"):
+        make_optimizer(FakeBackend()).ask()
