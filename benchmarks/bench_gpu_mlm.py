@@ -48,6 +48,11 @@ def timed(fn: Callable[[], object], steps: int, warmup: int, sync: Callable[[], 
     return (time.perf_counter() - t0) / steps
 
 
+def sig(x: float) -> float:
+    """``x`` to 4 significant digits (tiny CPU fractions of a GPU's peak stay non-zero)."""
+    return float(f"{x:.4g}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", default="roberta-large", choices=sorted(ROBERTA))
@@ -130,9 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         tflops = flops[name] / sec / 1e12
         results[name] = {
             "tokens_per_s": round(B * L / sec),
-            "tflops": round(tflops, 2),
-            "fraction_of_peak": round(tflops / args.peak_tflops, 4),
-            "encoder_fraction_of_peak": round(enc / sec / 1e12 / args.peak_tflops, 4),
+            "tflops": sig(tflops),
+            "fraction_of_peak": sig(tflops / args.peak_tflops),
+            "encoder_fraction_of_peak": sig(enc / sec / 1e12 / args.peak_tflops),
         }
     print(json.dumps(results, indent=2))
     if args.json:

@@ -420,3 +420,11 @@ def usage_per_query(
     for batch in batches:
         requests[owners[batch[0]]] += 1
     return [Usage(t, 0, r) for t, r in zip(tokens, requests, strict=True)]
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the last axis in float32, or float64 when the model runs in it."""
+    import torch
+
+    wide = logits if logits.dtype == torch.float64 else logits.float()
+    return torch.log_softmax(wide, dim=-1)
