@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bdpl.errors import ConfigError, UnsupportedQueryError
-from bdpl.types import Usage
+from bdpl.types import Query, Usage
 
 if TYPE_CHECKING:
     import torch
@@ -300,49 +300,59 @@ def fit_to_limit(
     )
 
 
-def encode_before(
+def encode_befores(
     tokenizer: Any,
-    text: str,
-    spans: Sequence[tuple[int, int]],
+    queries: Sequence[Query],
+    extras: Sequence[int],
     *,
     max_input_tokens: int | None,
     limit: int | None,
-    extra: int,
-) -> list[int]:
-    """Token ids of the text before the slot, its inputs truncated to fit.
+) -> list[list[int]]:
+    """Token ids of each query's text before the slot, its inputs truncated to fit.
+
+    All texts are tokenised in one batched call; only the rare query that is too long is
+    tokenised again to cut it.
 
     Args:
         tokenizer: a fast tokenizer.
-        text: ``Query.before``.
-        spans: ``Query.input_spans``.
-        max_input_tokens: the most tokens all inputs together keep, split evenly among them
-            (the BDPL reference: 400 for one input, 200 each for a pair); ``None`` for no cap.
-        limit: the most tokens the whole sequence may have (``None``: no limit).
-        extra: tokens the sequence has besides ``text`` (special tokens, masks, label, after).
+        queries: the queries (``before`` and ``input_spans`` are used).
+        extras: per query, the tokens its sequence has besides ``before`` (special tokens,
+            masks, label, after).
+        max_input_tokens: the most tokens all inputs of a query keep together, split evenly
+            among them (the BDPL reference: 400 for one input, 200 each for a pair); ``None``
+            for no cap.
+        limit: the most tokens a whole sequence may have (``None``: no limit).
 
     Raises:
-        UnsupportedQueryError: the sequence cannot fit even with its inputs removed.
+        UnsupportedQueryError: a sequence cannot fit even with its inputs removed.
     """
-    per_span = max_input_tokens // len(spans) if spans and max_input_tokens is not None else None
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = list(enc["input_ids"])
-    fits = limit is None or len(ids) + extra <= limit
-    if fits and per_span is not None:
-        starts = [s for s, _ in enc["offset_mapping"]]
-        fits = all(sum(a <= s < b for s in starts) <= per_span for a, b in spans)
-    if fits:
-        return ids
-    if not spans and limit is not None:
-        raise UnsupportedQueryError(
-            f"the query is {len(ids) + extra} tokens and has no input text to shorten; "
-            f"the model takes {limit}"
-        )
+    texts = [q.before for q in queries]
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out: list[list[int]] = []
+    for q, ids, offsets, extra in zip(
+        queries, enc["input_ids"], enc["offset_mapping"], extras, strict=True
+    ):
+        spans = q.input_spans
+        per_span = max_input_tokens // len(spans) if spans and max_input_tokens else None
+        fits = limit is None or len(ids) + extra <= limit
+        if fits and per_span is not None and len(ids) > per_span:
+            starts = [s for s, _ in offsets]
+            fits = all(sum(a <= s < b for s in starts) <= per_span for a, b in spans)
+        if fits:
+            out.append(list(ids))
+            continue
+        if not spans and limit is not None:
+            raise UnsupportedQueryError(
+                f"the query is {len(ids) + extra} tokens and has no input text to shorten; "
+                f"the model takes {limit}"
+            )
 
-    def count(t: str) -> int:
-        return len(tokenizer(t, add_special_tokens=False)["input_ids"]) + extra
+        def count(t: str, extra: int = extra) -> int:
+            return len(tokenizer(t, add_special_tokens=False)["input_ids"]) + extra
 
-    cut = fit_to_limit(tokenizer, text, spans, per_span=per_span, limit=limit, count=count)
-    return list(tokenizer(cut, add_special_tokens=False)["input_ids"])
+        cut = fit_to_limit(tokenizer, q.before, spans, per_span=per_span, limit=limit, count=count)
+        out.append(list(tokenizer(cut, add_special_tokens=False)["input_ids"]))
+    return out
 
 
 def load_pretrained(auto_class: Any, source: str | Path, dtype: torch.dtype, **kwargs: Any) -> Any:
@@ -410,3 +420,11 @@ def usage_per_query(
     for batch in batches:
         requests[owners[batch[0]]] += 1
     return [Usage(t, 0, r) for t, r in zip(tokens, requests, strict=True)]
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the last axis in float32, or float64 when the model runs in it."""
+    import torch
+
+    wide = logits if logits.dtype == torch.float64 else logits.float()
+    return torch.log_softmax(wide, dim=-1)

@@ -194,7 +194,8 @@ class CausalLMBackend:
         rows: list[list[int]] = []
         label_at: list[int] = []
         conts: list[tuple[int, ...] | None] = []
-        for qi, q in enumerate(queries):
+        plans: list[tuple[bool, list[tuple[int, ...]]]] = []
+        for q in queries:
             label_ids = self.label_token_ids(q.labels)
             trailing = is_trailing(q.after)
             if trailing:
@@ -204,15 +205,15 @@ class CausalLMBackend:
                     tuple(self._tokenizer(lab + q.after, add_special_tokens=False)["input_ids"])
                     for lab in q.labels
                 ]
-            next_token = trailing and all(len(t) == 1 for t in label_ids)
-            before = _hf.encode_before(
-                self._tokenizer,
-                q.before,
-                q.input_spans,
-                max_input_tokens=self._max_input_tokens,
-                limit=self._limit,
-                extra=len(self._prefix) + (0 if next_token else max(map(len, cont_ids))),
-            )
+            plans.append((trailing and all(len(t) == 1 for t in label_ids), cont_ids))
+        befores = _hf.encode_befores(
+            self._tokenizer,
+            queries,
+            [len(self._prefix) + (0 if nt else max(map(len, c))) for nt, c in plans],
+            max_input_tokens=self._max_input_tokens,
+            limit=self._limit,
+        )
+        for qi, (before, (next_token, cont_ids)) in enumerate(zip(befores, plans, strict=True)):
             ctx = [*self._prefix, *before]
             if not ctx:
                 if self._start is None:
@@ -263,26 +264,45 @@ class CausalLMBackend:
                 # Positions each row reads, counted back from its last token: the last one
                 # for a next-token row, the c before it for a c-token continuation.
                 need = [1 if conts[i] is None else len(conts[i] or ()) + 1 for i in batch]
-                logprobs = self._tail_logprobs([rows[i] for i in batch], max(need))
+                keep = max(need)
+                # (row, position among the kept ones, token) to read, and whose score it adds to;
+                # gathered on the device so only these numbers are copied back.
+                row_at: list[int] = []
+                pos_at: list[int] = []
+                token: list[int] = []
+                where: list[tuple[int, int]] = []
                 for b, i in enumerate(batch):
                     qi, cont = owners[i], conts[i]
-                    lp = logprobs[b]  # (keep, vocab); the row's last token is at index -1
                     if cont is None:
                         for li, toks in enumerate(self.label_token_ids(queries[qi].labels)):
-                            scores[qi][li] = float(lp[-1, toks[0]])
+                            row_at.append(b)
+                            pos_at.append(keep - 1)
+                            token.append(toks[0])
+                            where.append((qi, li))
                         continue
                     c = len(cont)
-                    steps = lp[-c - 1 : -1]
-                    target = torch.tensor(cont, dtype=torch.long).unsqueeze(1)
-                    scores[qi][label_at[i]] = float(steps.gather(1, target).sum())
+                    for j, t in enumerate(cont):
+                        row_at.append(b)
+                        pos_at.append(keep - 1 - c + j)
+                        token.append(t)
+                        where.append((qi, label_at[i]))
+                logprobs = self._tail_logprobs([rows[i] for i in batch], keep)
+                dev = logprobs.device
+                picked = logprobs[
+                    torch.tensor(row_at, device=dev),
+                    torch.tensor(pos_at, device=dev),
+                    torch.tensor(token, device=dev),
+                ].tolist()
+                for (qi, li), value in zip(where, picked, strict=True):
+                    scores[qi][li] += value
         usages = _hf.usage_per_query(len(queries), owners, lengths, batches)
         return [LabelScores(tuple(s), u) for s, u in zip(scores, usages, strict=True)]
 
     def _tail_logprobs(self, rows: list[list[int]], keep: int) -> torch.Tensor:
         """Log-softmax over the vocabulary at each row's last ``keep`` positions.
 
-        Returns a CPU float32 tensor of shape (rows, keep, vocab), aligned so that index -1
-        is every row's last real token whatever the padding side.
+        Returns a float32 tensor of shape (rows, keep, vocab) on the model's device, aligned
+        so that index -1 is every row's last real token whatever the padding side.
         """
         import torch
 
@@ -301,4 +321,4 @@ class CausalLMBackend:
             offsets = torch.arange(-keep, 0, device=ids.device)
             index = (ends.unsqueeze(1) + offsets).clamp(min=0)
             tail = logits[torch.arange(len(rows), device=ids.device).unsqueeze(1), index]
-        return torch.log_softmax(tail.float(), dim=-1).cpu()
+        return _hf.log_softmax(tail)

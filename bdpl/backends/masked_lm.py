@@ -198,18 +198,19 @@ class MaskedLMBackend:
         widths: list[int] = []
         afters = self._tokenizer([q.after for q in queries], add_special_tokens=False)["input_ids"]
         fixed = len(self._prefix) + len(self._suffix)
-        for qi, (q, after) in enumerate(zip(queries, afters, strict=True)):
+        counts: list[list[int]] = []
+        for q in queries:
             label_ids = self.label_token_ids(q.labels)
-            counts = [1] if self._policy == "first" else sorted({len(t) for t in label_ids})
-            before = _hf.encode_before(
-                self._tokenizer,
-                q.before,
-                q.input_spans,
-                max_input_tokens=self._max_input_tokens,
-                limit=self._limit,
-                extra=fixed + max(counts) + len(after),
-            )
-            for k in counts:
+            counts.append([1] if self._policy == "first" else sorted({len(t) for t in label_ids}))
+        befores = _hf.encode_befores(
+            self._tokenizer,
+            queries,
+            [fixed + max(k) + len(a) for k, a in zip(counts, afters, strict=True)],
+            max_input_tokens=self._max_input_tokens,
+            limit=self._limit,
+        )
+        for qi, (before, after) in enumerate(zip(befores, afters, strict=True)):
+            for k in counts[qi]:
                 owners.append(qi)
                 starts.append(len(self._prefix) + len(before))
                 widths.append(k)
@@ -240,8 +241,10 @@ class MaskedLMBackend:
         owners, rows, starts, widths = self._plan(queries)
         lengths = [len(r) for r in rows]
         batches = list(_hf.length_batches(lengths, self._batch_size))
-        # Per row: log-softmax at each of its masks, shape (k, vocab), on the CPU in float32.
-        row_logprobs: list[torch.Tensor | None] = [None] * len(rows)
+        labels = [self.label_token_ids(q.labels) for q in queries]
+        # Sub-token log-probs of each label, gathered on the device so that only these few
+        # numbers (not the vocabulary-wide distributions) are copied back.
+        parts: list[list[list[float]]] = [[[] for _ in q.labels] for q in queries]
         with self._lock, torch.inference_mode():
             for batch in batches:
                 ids, attn = _hf.pad(
@@ -249,35 +252,40 @@ class MaskedLMBackend:
                 )
                 r_idx: list[int] = []
                 c_idx: list[int] = []
+                at: list[int] = []  # index of each row's first mask among the gathered ones
                 for b, i in enumerate(batch):
-                    for j in range(widths[i]):
-                        r_idx.append(b)
-                        c_idx.append(starts[i] + j)
+                    at.append(len(r_idx))
+                    r_idx.extend([b] * widths[i])
+                    c_idx.extend(range(starts[i], starts[i] + widths[i]))
+                mask_pos: list[int] = []
+                token: list[int] = []
+                where: list[tuple[int, int]] = []
+                for b, i in enumerate(batch):
+                    qi, k = owners[i], widths[i]
+                    for li, toks in enumerate(labels[qi]):
+                        if self._policy == "first":
+                            mask_pos.append(at[b])
+                            token.append(toks[0])
+                            where.append((qi, li))
+                        elif len(toks) == k:
+                            for j, t in enumerate(toks):
+                                mask_pos.append(at[b] + j)
+                                token.append(t)
+                                where.append((qi, li))
                 logits = self._mask_logits(ids, attn, r_idx, c_idx)
-                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-                at = 0
-                for i in batch:
-                    k = widths[i]
-                    row_logprobs[i] = logprobs[at : at + k]
-                    at += k
+                logprobs = _hf.log_softmax(logits)
+                picked = logprobs[
+                    torch.tensor(mask_pos, device=logprobs.device),
+                    torch.tensor(token, device=logprobs.device),
+                ].tolist()
+                for (qi, li), value in zip(where, picked, strict=True):
+                    parts[qi][li].append(value)
         usages = _hf.usage_per_query(len(queries), owners, lengths, batches)
-        by_query: dict[tuple[int, int], torch.Tensor] = {}
-        for i, owner in enumerate(owners):
-            lp = row_logprobs[i]
-            assert lp is not None
-            by_query[(owner, widths[i])] = lp
-        out: list[LabelScores] = []
-        for qi, q in enumerate(queries):
-            scores: list[float] = []
-            for toks in self.label_token_ids(q.labels):
-                if self._policy == "first":
-                    scores.append(float(by_query[(qi, 1)][0, toks[0]]))
-                    continue
-                lp = by_query[(qi, len(toks))]
-                vals = [float(lp[j, t]) for j, t in enumerate(toks)]
-                scores.append(sum(vals) / len(vals) if self._policy == "mean" else sum(vals))
-            out.append(LabelScores(tuple(scores), usages[qi]))
-        return out
+        reduce = (lambda v: sum(v) / len(v)) if self._policy == "mean" else sum
+        return [
+            LabelScores(tuple(float(reduce(v)) for v in parts[qi]), usages[qi])
+            for qi in range(len(queries))
+        ]
 
     def _mask_logits(
         self, ids: torch.Tensor, attn: torch.Tensor, rows: list[int], cols: list[int]
