@@ -1,0 +1,165 @@
+"""What the OpenAI-style backends share about the SDK: client set-up and reading answers.
+
+Answers are read from the raw JSON rather than the SDK's models so that fields some servers add
+(vLLM's ``prompt_logprobs``) and shapes some servers use (llama.cpp's chat-style ``content``
+logprobs on ``/v1/completions``) are seen, and so that every missing field becomes a
+:class:`~bdpl.errors.MalformedResponseError` here instead of an ``AttributeError`` later.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from bdpl.backends._openai_errors import translate_openai_errors
+from bdpl.errors import ConfigError, MalformedResponseError
+from bdpl.types import Usage
+
+if TYPE_CHECKING:
+    import openai
+
+OPENAI_HOST = "api.openai.com"
+# Below this, OpenAI's chat API writes "very unlikely" instead of a log-prob.
+_CHAT_FLOOR = -9999.0
+
+
+def build_client(
+    client: openai.OpenAI | None,
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+) -> openai.OpenAI:
+    """The client a backend uses: the injected one or a new one, always with SDK retries off.
+
+    The metering layer owns retries (one policy, honouring ``Retry-After``), so the SDK's own
+    are switched off also on an injected client (``with_options`` returns a copy).
+
+    Raises:
+        ConfigError: both a client and ``api_key``/``base_url`` were given, or no API key is
+            available for OpenAI itself.
+    """
+    if client is not None:
+        if api_key is not None or base_url is not None:
+            raise ConfigError("pass either client= or api_key=/base_url=, not both")
+        return client.with_options(max_retries=0, timeout=timeout)
+    import openai
+
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    if not key:
+        if base_url is None:
+            raise ConfigError("no OpenAI API key: pass api_key= or set OPENAI_API_KEY")
+        # Self-hosted servers (vLLM, llama.cpp) usually take no key, but the SDK needs a string.
+        key = "no-key"
+    return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
+
+
+def endpoint_host(client: openai.OpenAI) -> str:
+    """The endpoint's host name, for identities (no scheme, port, path or credentials)."""
+    return str(client.base_url.host) or "unknown-host"
+
+
+@contextmanager
+def sdk_call(client: openai.OpenAI, what: str) -> Iterator[None]:
+    """Run an SDK call with its errors translated and the client's API key kept out of them."""
+    with translate_openai_errors(secret=getattr(client, "api_key", None), what=what):
+        yield
+
+
+def post_json(client: openai.OpenAI, what: str, call: Callable[[], Any]) -> dict[str, Any]:
+    """Make one SDK call through ``with_raw_response`` and return its decoded JSON object.
+
+    Args:
+        client: the client (its key is redacted from errors).
+        what: names the call in error messages.
+        call: makes the request, e.g. ``lambda: client.completions.with_raw_response.create(...)``.
+
+    Raises:
+        BackendError: the translated failure; :class:`MalformedResponseError` when the body is
+            not a JSON object.
+    """
+    with sdk_call(client, what):
+        raw = call()
+        data = raw.http_response.json()
+    if not isinstance(data, dict):
+        raise MalformedResponseError(f"{what}: answer is {type(data).__name__}, not a JSON object")
+    return data
+
+
+def read_choices(data: Mapping[str, Any], n: int, what: str) -> list[dict[str, Any]]:
+    """The ``n`` choices of an answer, in prompt order (servers may send them in any order).
+
+    Raises:
+        MalformedResponseError: missing, extra or duplicate choices.
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != n:
+        got = len(choices) if isinstance(choices, list) else "no"
+        raise MalformedResponseError(f"{what}: expected {n} choices, got {got}")
+    by_index: dict[int, dict[str, Any]] = {}
+    for pos, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise MalformedResponseError(f"{what}: choice {pos} is not an object")
+        index = choice.get("index", pos)
+        if not isinstance(index, int) or not 0 <= index < n or index in by_index:
+            raise MalformedResponseError(f"{what}: bad or duplicate choice index {index!r}")
+        by_index[index] = choice
+    return [by_index[i] for i in range(n)]
+
+
+def read_usage(data: Mapping[str, Any], requests: int = 1) -> Usage:
+    """The provider's token counts for one request (zeros when the server sent none)."""
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return Usage(0, 0, requests)
+
+    def count(name: str) -> int:
+        value = usage.get(name)
+        return int(value) if isinstance(value, (int, float)) else 0
+
+    return Usage(count("prompt_tokens"), count("completion_tokens"), requests)
+
+
+def no_logprobs(what: str) -> MalformedResponseError:
+    """The error for an answer without logprobs: asking again will not help."""
+    return MalformedResponseError(
+        f"{what}: the answer has no logprobs; the model or server does not return them "
+        "(or the request was changed on the way)",
+        retryable=False,
+    )
+
+
+def top_from_entries(entries: Any, what: str) -> dict[str, float]:
+    """``{token: logprob}`` from a list of ``{"token", "logprob"}`` objects (chat-style).
+
+    Entries at OpenAI's "very unlikely" floor (-9999) carry no log-prob and are dropped.
+    """
+    if not isinstance(entries, list):
+        raise no_logprobs(what)
+    top: dict[str, float] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            raise MalformedResponseError(f"{what}: a top logprob entry has no token")
+        value = _logprob(entry.get("logprob"), what)
+        if value > _CHAT_FLOOR:
+            top.setdefault(entry["token"], value)
+    return top
+
+
+def top_from_mapping(mapping: Any, what: str) -> dict[str, float]:
+    """``{token: logprob}`` from a legacy completions ``top_logprobs`` entry."""
+    if not isinstance(mapping, dict) or not mapping:
+        raise no_logprobs(what)
+    return {str(tok): _logprob(value, what) for tok, value in mapping.items()}
+
+
+def _logprob(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedResponseError(f"{what}: a log-prob is {value!r}, not a number")
+    result = float(value)
+    if math.isnan(result) or result > 1e-6:
+        raise MalformedResponseError(f"{what}: {result} is not a log-probability")
+    return min(result, 0.0)

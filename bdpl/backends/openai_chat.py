@@ -1,0 +1,189 @@
+"""Chat completion APIs with ``logprobs`` / ``top_logprobs`` (current OpenAI chat models, vLLM)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bdpl.backends._openai_client import (
+    build_client,
+    endpoint_host,
+    no_logprobs,
+    post_json,
+    read_choices,
+    read_usage,
+    top_from_entries,
+)
+from bdpl.backends._toplogprobs import (
+    is_trailing_punctuation,
+    match_labels,
+    reply_form,
+    token_counter,
+    topk_bound,
+)
+from bdpl.errors import ConfigError, UnsupportedQueryError
+from bdpl.types import LabelScores, Query, Usage
+
+if TYPE_CHECKING:
+    import openai
+
+MAX_TOP_LOGPROBS = 20
+# Tokens a chat template adds around each message (role markers, separators, a default system
+# prompt some templates insert): an upper estimate, used only for budget estimates.
+_TEMPLATE_TOKENS = 40
+
+
+class OpenAIChatBackend:
+    """Label log-probs from the first token of a chat completion's reply.
+
+    Each query is one conversation: an optional system message, then ``query.before`` as the
+    user message; the reply's first token is read with ``logprobs=True``,
+    ``top_logprobs`` (at most 20) and ``max_tokens=1``. Chat endpoints take one conversation
+    per request, so each query is one request (``max_batch_size`` is 1 and the metering layer
+    runs up to ``max_concurrency`` of them at once).
+
+    The reply starts a new message, so a label is matched without its leading space
+    (``" great"`` is looked for as ``"great"``), case kept exactly. Chat endpoints offer no
+    ``echo``: a label outside the top-k gets an upper bound
+    (:func:`~bdpl.backends._toplogprobs.topk_bound`) and ``exact=False``, and a query whose
+    ``after`` is more than trailing punctuation is refused. Choose label words the model is
+    likely to answer with (and a ``system`` message that asks for one word) so that they land in
+    the top-k.
+
+    Key handling, retries and errors are as for
+    :class:`~bdpl.backends.openai_completion.OpenAIBackend`.
+
+    Args:
+        model: the chat model's name (also used to look up prices).
+        client: a ready ``openai.OpenAI`` client; exclusive with ``api_key``/``base_url``.
+        api_key: the API key; defaults to ``OPENAI_API_KEY``.
+        base_url: an OpenAI-compatible endpoint (vLLM serves chat too).
+        top_logprobs: reply-token log-probs to ask for, 1 to 20.
+        system: an optional system message put before every query.
+        timeout: seconds per HTTP request.
+        max_concurrency: how many requests the metering layer may run at once.
+
+    Raises:
+        ConfigError: bad settings, or no API key for OpenAI.
+
+    >>> OpenAIChatBackend("gpt-4o-mini", api_key="sk-test", top_logprobs=20).identity
+    'openai-chat:api.openai.com:gpt-4o-mini:top20'
+    """
+
+    is_local = False
+    pair_separator = "\n"
+    max_batch_size = 1
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: openai.OpenAI | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        top_logprobs: int = MAX_TOP_LOGPROBS,
+        system: str | None = None,
+        timeout: float = 30.0,
+        max_concurrency: int = 4,
+    ) -> None:
+        if not model:
+            raise ConfigError("model must be a non-empty model name")
+        if isinstance(top_logprobs, bool) or not 1 <= top_logprobs <= MAX_TOP_LOGPROBS:
+            raise ConfigError(
+                f"top_logprobs must be 1..{MAX_TOP_LOGPROBS} for chat, got {top_logprobs!r}"
+            )
+        if isinstance(max_concurrency, bool) or max_concurrency < 1:
+            raise ConfigError(
+                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
+            )
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be positive, got {timeout!r}")
+        self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
+        self._host = endpoint_host(self._client)
+        self.model = model
+        self.top_logprobs = top_logprobs
+        self.system = system
+        self.max_concurrency = max_concurrency
+        self.timeout = timeout
+        self._count_tokens = token_counter(model)
+
+    @property
+    def identity(self) -> str:
+        """``openai-chat:<host>:<model>:top<k>`` plus a digest of the system message if any."""
+        base = f"openai-chat:{self._host}:{self.model}:top{self.top_logprobs}"
+        if self.system is None:
+            return base
+        import hashlib
+
+        return base + ":system-" + hashlib.sha256(self.system.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatBackend({self.identity!r})"
+
+    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
+        """Label log-probs for each query, one request each (see the class docstring).
+
+        Raises:
+            UnsupportedQueryError: an empty label, or an ``after`` that is more than trailing
+                punctuation.
+            BackendError: the request failed, or the answer lacks logprobs.
+        """
+        queries = list(queries)
+        for q in queries:
+            if not q.labels or any(not label.strip() for label in q.labels):
+                raise UnsupportedQueryError(
+                    f"a query has an empty label list or label: {q.labels!r}"
+                )
+            if not is_trailing_punctuation(q.after):
+                raise UnsupportedQueryError(
+                    f"{self.identity}: chat replies cannot score a label followed by {q.after!r}"
+                    " (no echo on chat endpoints); use OpenAIBackend with a fallback"
+                )
+        return [self._score_one(q) for q in queries]
+
+    def estimate(self, queries: Sequence[Query]) -> Usage:
+        """An upper bound on the usage of :meth:`score`: one request per query."""
+        system = self._count_tokens(self.system) + _TEMPLATE_TOKENS if self.system else 0
+        prompt = sum(self._count_tokens(q.before) + _TEMPLATE_TOKENS + system for q in queries)
+        return Usage(prompt, len(queries), len(queries))
+
+    def _score_one(self, q: Query) -> LabelScores:
+        what = f"{self.identity} chat"
+        messages: list[dict[str, str]] = []
+        if self.system is not None:
+            messages.append({"role": "system", "content": self.system})
+        messages.append({"role": "user", "content": q.before})
+
+        def call() -> Any:
+            return self._client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=1,
+                temperature=0,
+                logprobs=True,
+                top_logprobs=self.top_logprobs,
+            )
+
+        data = post_json(self._client, what, call)
+        top = _reply_top(read_choices(data, 1, what)[0], what)
+        forms = [reply_form(label) for label in q.labels]
+        values: list[float] = []
+        exact = True
+        for form, value in zip(forms, match_labels(forms, top), strict=True):
+            if value is None:
+                value = topk_bound(form, top)
+                exact = False
+            values.append(value)
+        return LabelScores(tuple(values), read_usage(data), exact)
+
+
+def _reply_top(choice: dict[str, Any], what: str) -> dict[str, float]:
+    """Top log-probs of the reply's first token."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+        raise no_logprobs(what)
+    top = top_from_entries(content[0].get("top_logprobs"), what)
+    if not top:
+        raise no_logprobs(what)
+    return top

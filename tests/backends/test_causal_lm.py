@@ -1,0 +1,208 @@
+"""CausalLMBackend: a tiny random Llama (always) and the real SmolLM2 weights (marked ``model``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bdpl.errors import ConfigError
+from bdpl.tasks import Example, Task
+from bdpl.types import Query
+from tests.backends.tiny_models import tiny_causal_lm, tiny_tokenizer
+
+torch = pytest.importorskip("torch")
+
+from bdpl.backends.causal_lm import CausalLMBackend, is_trailing  # noqa: E402
+
+REVIEW = Task("sst2-review", "Review: <s1> Sentiment: <slot>", {"0": "negative", "1": "positive"})
+TEXTS = [
+    "a fine film",
+    "a dull movie , the plot was terrible and the acting bad and the music was awful",
+    "it was good",
+    "the story is awful ; it was terrible from start to end , a boring , tedious mess",
+    "wonderful",
+]
+
+
+def reference(model: Any, tok: Any, before: str, cont: str) -> float:
+    """log p(cont | before) from the full logits of the unpadded, plainly tokenised text."""
+    # The tokenizer's own encoding, less any special tokens it appends (nothing follows a label).
+    n = _prefix_len(tok) + len(tok(before, add_special_tokens=False)["input_ids"])
+    ctx = tok(before)["input_ids"][:n]
+    c = tok(cont, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([ctx + c])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
+    return sum(float(lp[len(ctx) - 1 + j, t]) for j, t in enumerate(c))
+
+
+def _prefix_len(tok: Any) -> int:
+    full = tok("hello")["input_ids"]
+    plain = tok("hello", add_special_tokens=False)["input_ids"]
+    return full.index(plain[0])
+
+
+def queries(prompt: list[str] | None = None) -> list[Query]:
+    return [REVIEW.render(prompt or [], Example(t)) for t in TEXTS]
+
+
+def check_against_reference(
+    backend: CausalLMBackend, model: Any, tok: Any, qs: list[Query], abs: float = 1e-5
+) -> None:
+    for q, got in zip(qs, backend.score(qs), strict=True):
+        want = [
+            reference(model, tok, q.before, lab if is_trailing(q.after) else lab + q.after)
+            for lab in q.labels
+        ]
+        assert got.logprobs == pytest.approx(want, abs=abs)
+
+
+def check_batching(backend: CausalLMBackend, qs: list[Query], abs: float = 1e-5) -> None:
+    batched = backend.score(qs)
+    for q, b in zip(qs, batched, strict=True):
+        (single,) = backend.score([q])
+        assert b.logprobs == pytest.approx(single.logprobs, abs=abs)
+
+
+# --- tiny random Llama: fast, always run -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tok() -> Any:
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def lm(tok: Any) -> Any:
+    return tiny_causal_lm(tok)
+
+
+@pytest.fixture(scope="module")
+def tiny(lm: Any, tok: Any) -> CausalLMBackend:
+    return CausalLMBackend(lm, tok, device="cpu", batch_size=3)
+
+
+def test_trailing_means_punctuation_and_space_only() -> None:
+    assert is_trailing("") and is_trailing(" .") and is_trailing("?!,")
+    assert not is_trailing(" movie.")
+
+
+def test_tiny_next_token_scores_equal_reference(tiny: CausalLMBackend, lm: Any, tok: Any) -> None:
+    qs = [Query(q.before, ".", (" bad", " good")) for q in queries(["great"])]
+    check_against_reference(tiny, lm, tok, qs)
+
+
+def test_tiny_continuations_equal_reference(tiny: CausalLMBackend, lm: Any, tok: Any) -> None:
+    labels = (" terrific", " great")  # " terrific" is two tokens here
+    assert len(tok(" terrific", add_special_tokens=False)["input_ids"]) == 2
+    qs = [Query(q.before, ".", labels) for q in queries()]
+    qs.append(Query("it was", " and the film too.", labels))
+    check_against_reference(tiny, lm, tok, qs)
+
+
+def test_tiny_mixed_batches_equal_one_at_a_time(tiny: CausalLMBackend) -> None:
+    qs = [Query(q.before, "", (" bad", " good")) for q in queries()]
+    qs += [Query(q.before, "", (" terrific", " great")) for q in queries(["wonderful"])]
+    check_batching(tiny, qs)
+
+
+def test_left_and_right_padding_agree(lm: Any, tok: Any) -> None:
+    left = CausalLMBackend(lm, tok, device="cpu", batch_size=4)
+    right = CausalLMBackend(lm, tok, device="cpu", batch_size=4)
+    right.left_pad = False
+    assert left.left_pad
+    qs = [Query(q.before, "", (" terrific", " great", " bad")) for q in queries()]
+    qs += [Query(q.before, "", (" bad", " good")) for q in queries()]
+    for a, b in zip(left.score(qs), right.score(qs), strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_next_token_path_equals_continuation_path(tiny: CausalLMBackend) -> None:
+    q = queries()[1]
+    fast = tiny.score([Query(q.before, "", (" bad", " good"))])[0]
+    slow = tiny.score([Query(q.before, "", (" bad", " good", " terrific"))])[0]
+    assert fast.usage.requests == 1 and fast.logprobs == pytest.approx(slow.logprobs[:2], abs=1e-5)
+
+
+def test_usage_counts_tokens_and_forward_passes(tiny: CausalLMBackend, tok: Any) -> None:
+    qs = [Query(q.before, "", (" bad", " good")) for q in queries()]
+    got = tiny.score(qs)
+    prefix = _prefix_len(tok)
+    assert [s.usage.prompt_tokens for s in got] == [
+        prefix + len(tok(q.before, add_special_tokens=False)["input_ids"]) for q in qs
+    ]
+    assert sum(s.usage.requests for s in got) == 2
+    est = tiny.estimate(qs)
+    assert (est.prompt_tokens, est.requests) == (sum(s.usage.prompt_tokens for s in got), 2)
+
+
+def test_truncation_cuts_only_the_input(lm: Any, tok: Any) -> None:
+    backend = CausalLMBackend(lm, tok, device="cpu", max_input_tokens=4)
+    long = "a dull movie , the plot was terrible and the acting bad"
+    q = REVIEW.render(["great"], Example(long))
+    cut = tok.decode(tok(long, add_special_tokens=False)["input_ids"][:4])
+    short = REVIEW.render(["great"], Example(cut))
+    assert backend._plan([q])[1] == backend._plan([short])[1]
+    assert backend.score([q])[0].logprobs == pytest.approx(backend.score([short])[0].logprobs)
+
+
+def test_unknown_label_is_a_config_error(tiny: CausalLMBackend) -> None:
+    with pytest.raises(ConfigError, match="cannot represent"):
+        tiny.score([Query("it was", "", (" good", " Ωmega"))])
+
+
+def test_identity_and_options(lm: Any, tok: Any, tiny: CausalLMBackend) -> None:
+    other = CausalLMBackend(tiny_causal_lm(tok, seed=1), tok, device="cpu")
+    assert tiny.identity.startswith("causal_lm:LlamaForCausalLM:")
+    assert tiny.identity != other.identity
+    assert tiny.is_local and tiny.max_concurrency == 1 and tiny.pair_separator == "\n"
+    assert tiny.max_batch_size == 3
+    with pytest.raises(ConfigError):
+        CausalLMBackend(lm, tok, batch_size=0)
+
+
+# --- the real SmolLM2 weights ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smol() -> CausalLMBackend:
+    return CausalLMBackend(device="cpu", batch_size=16)
+
+
+@pytest.mark.model
+def test_smollm2_scores_equal_reference_and_batch_exactly_in_float64() -> None:
+    """In float64 padding and batching change nothing beyond 1e-5."""
+    smol64 = CausalLMBackend(device="cpu", dtype="float64", batch_size=16)
+    model, tok = smol64._model, smol64._tokenizer
+    assert smol64.model == "SmolLM2-135M-Instruct"
+    assert smol64.identity.startswith("causal_lm:SmolLM2-135M-Instruct:")
+    assert smol64.identity.endswith(":float64")
+    qs = queries(["great"])
+    multi = [Query(q.before, "", (" negative", " positive", " so-so")) for q in qs]
+    check_against_reference(smol64, model, tok, qs[:3] + multi[:2], abs=1e-5)
+    check_batching(smol64, qs + multi)
+
+
+@pytest.mark.model
+def test_smollm2_float32_batching_is_within_rounding(smol: CausalLMBackend) -> None:
+    """In float32 a padded batch differs from one at a time by rounding only (~1e-5)."""
+    qs = queries(["great"])
+    multi = [Query(q.before, "", (" negative", " positive", " so-so")) for q in qs]
+    check_against_reference(smol, smol._model, smol._tokenizer, qs[:2] + multi[:1], abs=5e-5)
+    check_batching(smol, qs + multi, abs=5e-5)
+
+
+@pytest.mark.model
+def test_smollm2_review_template_is_accurate_on_sst2(smol: CausalLMBackend, data_dir: Path) -> None:
+    with open(data_dir / "SST-2" / "k-shot" / "test.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:200]
+    examples = [Example(r["sentence"], label=r["label"]) for r in rows]
+    scores = smol.score([REVIEW.render([], e) for e in examples])
+    correct = sum(
+        max(range(2), key=lambda i: s.logprobs[i]) == REVIEW.label_index(e)
+        for s, e in zip(scores, examples, strict=True)
+    )
+    assert correct / len(examples) >= 0.70

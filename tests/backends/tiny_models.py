@@ -1,0 +1,90 @@
+"""Small randomly initialised models and a tokenizer built offline, for backend tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CORPUS = [
+    "a fine film with a great cast . it was great .",
+    "a dull movie , the plot was terrible and the acting bad .",
+    "it was good , not bad , and the music was wonderful .",
+    "the story is awful ; it was terrible from start to end .",
+    "review : an excellent and moving picture . sentiment : positive",
+    "review : a boring , tedious mess . sentiment : negative",
+    "question ? yes , no , maybe . the answer is correct .",
+    "terrific performances and a terrible script , great and grating .",
+    "It was fine. This film is GOOD! Review: Sentiment:",
+    "A B C D E F G H I J K L M N O P Q R S T U V W X Y Z",
+]
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+
+
+def tiny_tokenizer() -> Any:
+    """A byte-level BPE tokenizer with RoBERTa's special tokens and post-processing.
+
+    Its alphabet is only the characters of :data:`CORPUS`, so other characters (e.g. "Ω")
+    become ``<unk>``, which real byte-level tokenizers never do but tests need.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.trainers import BpeTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(vocab_size=400, special_tokens=SPECIALS, show_progress=False)
+    tok.train_from_iterator(CORPUS * 3, trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    mask = AddedToken("<mask>", lstrip=True, rstrip=False, special=True)
+    tok.add_special_tokens([mask])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token=mask,
+    )
+
+
+def tiny_mlm(tokenizer: Any, *, seed: int = 0, max_positions: int = 66) -> Any:
+    """A randomly initialised ``RobertaForMaskedLM`` sized for ``tokenizer``'s vocabulary."""
+    import torch
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    torch.manual_seed(seed)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return RobertaForMaskedLM(config).eval()
+
+
+def tiny_causal_lm(tokenizer: Any, *, seed: int = 0) -> Any:
+    """A randomly initialised ``LlamaForCausalLM`` sized for ``tokenizer``'s vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
