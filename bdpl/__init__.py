@@ -12,7 +12,11 @@ Backends that need torch, transformers or openai import them only when built, so
 """
 
 from bdpl.backends.base import Backend
+from bdpl.backends.causal_lm import CausalLMBackend
 from bdpl.backends.fake import FakeBackend, Planted
+from bdpl.backends.masked_lm import MaskedLMBackend
+from bdpl.backends.openai_chat import OpenAIChatBackend
+from bdpl.backends.openai_completion import OpenAIBackend
 from bdpl.data import (
     find_data_dir,
     load_split,
@@ -74,6 +78,7 @@ __all__ = [
     "Budget",
     "BudgetExceededError",
     "CacheError",
+    "CausalLMBackend",
     "ConfigError",
     "CostEstimate",
     "DataError",
@@ -87,9 +92,12 @@ __all__ = [
     "LabelScores",
     "Ledger",
     "MalformedResponseError",
+    "MaskedLMBackend",
     "Meter",
     "MeterStats",
     "ModelNotFoundError",
+    "OpenAIBackend",
+    "OpenAIChatBackend",
     "Optimizer",
     "OptimizerState",
     "Planted",
