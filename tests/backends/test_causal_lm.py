@@ -159,9 +159,12 @@ def test_identity_and_options(lm: Any, tok: Any, tiny: CausalLMBackend) -> None:
     assert tiny.identity.startswith("causal_lm:LlamaForCausalLM:")
     assert tiny.identity != other.identity
     assert tiny.is_local and tiny.max_concurrency == 1 and tiny.pair_separator == "\n"
-    assert tiny.max_batch_size == 3
+    assert tiny.max_batch_size == 24  # 8 forward passes' worth, sorted by length together
+    assert CausalLMBackend(lm, tok, device="cpu", max_batch_size=5).max_batch_size == 5
     with pytest.raises(ConfigError):
         CausalLMBackend(lm, tok, batch_size=0)
+    with pytest.raises(ConfigError):
+        CausalLMBackend(lm, tok, max_batch_size=0)
 
 
 # --- the real SmolLM2 weights ------------------------------------------------------------

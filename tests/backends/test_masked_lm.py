@@ -194,6 +194,7 @@ def test_identity_names_model_weights_and_settings(mlm: Any, tok: Any) -> None:
     assert len({a.identity, b.identity, c.identity}) == 3
     assert a.identity == MaskedLMBackend(mlm, tok, device="cpu").identity
     assert a.is_local and a.max_concurrency == 1 and a.pair_separator == "</s>"
+    assert a.max_batch_size == 8 * 32
 
 
 def test_weights_hash_of_a_saved_folder_hashes_its_files(mlm: Any, tok: Any, tmp_path: Any) -> None:
