@@ -106,7 +106,7 @@ class CausalLMBackend:
 
             source, name = embedded_model_dir(), MODEL_NAME
         elif isinstance(model, (str, Path)):
-            source = model
+            source, name = model, str(model)
             if gguf_file is None and str(model).endswith(".gguf"):
                 path = Path(model).expanduser()
                 source, gguf_file = path.parent, path.name

@@ -209,3 +209,16 @@ def test_smollm2_review_template_is_accurate_on_sst2(smol: CausalLMBackend, data
         for s, e in zip(scores, examples, strict=True)
     )
     assert correct / len(examples) >= 0.70
+
+
+@pytest.mark.model
+def test_a_gguf_file_loads_directly_and_scores_like_its_conversion(smol: CausalLMBackend) -> None:
+    from bdpl.embedded import embedded_gguf_path
+
+    gguf = embedded_gguf_path()
+    direct = CausalLMBackend(gguf, device="cpu")
+    assert direct.model == str(gguf)
+    assert direct.identity.startswith(f"causal_lm:{gguf}:")
+    qs = queries()[:3]
+    for a, b in zip(direct.score(qs), smol.score(qs), strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
