@@ -72,7 +72,7 @@ class EpochRecord:
         dev_score: the task metric on the dev set with the argmax prompt, if a dev set was given
             and it could be evaluated.
         prompt: the argmax prompt at the end of the epoch.
-        queries: queries sent to the metering layer so far (cache hits included).
+        queries: queries sent to the metering layer so far in this fit (cache hits included).
     """
 
     epoch: int
@@ -93,7 +93,8 @@ class FitResult:
         dev_score: its dev score, when a dev set was given and evaluated.
         history: one record per epoch started.
         stop_reason: ``"epochs"`` or ``"budget: <limit>"``.
-        queries: queries sent to the metering layer (after de-duplicating prompts).
+        queries: queries sent to the metering layer in this fit, dev evaluations included
+            (identical prompts in a step count once; cache hits count).
         steps: updates made.
     """
 
@@ -183,7 +184,8 @@ class Optimizer:
         prompt_length: prompt positions ``L``.
         sample_size: prompts drawn per step ``I`` (>= 2: the baseline needs two).
         learning_rate: step size; ``None`` picks the estimator's default.
-        estimator: ``"loo"`` (default) or ``"reference"`` (see :mod:`bdpl.estimators`).
+        estimator: ``"loo"`` (default), ``"loo-rank"`` or ``"reference"`` (see
+            :mod:`bdpl.estimators`).
         loss: ``"ce"`` (cross-entropy over the labels) or ``"hinge"``.
         margin: the hinge loss's margin (reference default 1).
         batch_size: training examples per step.
@@ -407,10 +409,12 @@ class Optimizer:
         optimizer keeps its distributions, so calling ``fit`` again continues training.
 
         Raises:
-            ConfigError: empty training set, or a task/candidates problem.
+            ConfigError: an empty training or dev set, or a task/candidates problem.
         """
         if len(train) == 0:
             raise ConfigError("the training set is empty")
+        if dev is not None and len(dev) == 0:
+            raise ConfigError("the dev set is empty (pass dev=None to train without one)")
         task = self.task = self._task_for(train)
         if self.candidates is None:
             from bdpl.vocab import build_vocabulary
@@ -429,6 +433,7 @@ class Optimizer:
         history: list[EpochRecord] = []
         stop_reason = "epochs"
         steps = 0
+        start = self.queries
         bar = self._progress_bar(self.epochs * n_steps)
         try:
             for epoch in range(self.epochs):
@@ -459,7 +464,7 @@ class Optimizer:
                         float(np.mean(losses)) if losses else math.nan,
                         record_score,
                         self.recommend(),
-                        self.queries,
+                        self.queries - start,
                     )
                 )
                 if stop_reason != "epochs":
@@ -476,7 +481,7 @@ class Optimizer:
             dev_score=self.best_score,
             history=history,
             stop_reason=stop_reason,
-            queries=self.queries,
+            queries=self.queries - start,
             steps=steps,
         )
 

@@ -24,9 +24,10 @@ Deviations from the reference, all deliberate:
   tuple, descending); either way the output is deterministic.
 - Empty texts are skipped (the reference crashes on them).
 - When the texts yield fewer than ``size`` phrases, fewer are returned; nothing is padded.
-  A small k-shot training set gives few phrases at the reference's thresholds: build the
-  vocabulary from more unlabelled in-domain text, lower the thresholds, or pass your own list
-  through :func:`normalize_candidates`.
+  A 16-shot training set gives few phrases at the reference's thresholds (2 for CoLA, 12 for
+  SST-2): build the vocabulary from more unlabelled in-domain text (a preset's
+  ``load_split(task, "pool")``), lower the thresholds, or pass your own list through
+  :func:`normalize_candidates`.
 
 >>> texts = ["i like new york"] * 6 + ["you like new york"] * 6 + ["i like tea"] * 6
 >>> build_vocabulary(texts)

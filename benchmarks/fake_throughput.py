@@ -12,7 +12,7 @@ from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.tasks import Dataset, Example, get_task
 
 
-def main(n_batches: int = 2000, batch: int = 64) -> None:
+def main(n_batches: int = 1000, batch: int = 64) -> None:
     task = get_task("sst2")
     data = Dataset(
         task,
@@ -27,11 +27,17 @@ def main(n_batches: int = 2000, batch: int = 64) -> None:
     prompts = [[rng.choice(candidates) for _ in range(5)] for _ in range(50)]
     queries = [task.render(prompts[i % 50], data[i % 1000]) for i in range(n_batches * batch)]
     for name, fake in (("plain", FakeBackend()), ("planted", FakeBackend(planted=planted))):
-        start = time.perf_counter()
-        for i in range(0, len(queries), batch):
-            fake.score(queries[i : i + batch])
-        rate = len(queries) / (time.perf_counter() - start)
-        print(f"{name:8s} {rate:10,.0f} queries/s")
+        wall, cpu = [], []
+        for _ in range(3):  # best of three: the machine may be shared
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for i in range(0, len(queries), batch):
+                fake.score(queries[i : i + batch])
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        print(
+            f"{name:8s} {len(queries) / min(wall):10,.0f} queries/s wall, "
+            f"{len(queries) / min(cpu):10,.0f} queries/s CPU"
+        )
 
 
 if __name__ == "__main__":

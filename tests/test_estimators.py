@@ -18,6 +18,8 @@ from bdpl.estimators import (
     get_estimator,
     project_bisection,
     softmax,
+    standardised,
+    standardised_ranks,
 )
 
 L, N = 2, 3
@@ -110,7 +112,7 @@ ADVERSARIAL = [
 ]
 
 
-@pytest.mark.parametrize("name", ["loo", "reference"])
+@pytest.mark.parametrize("name", ["loo", "loo-rank", "reference"])
 @pytest.mark.parametrize("lr", [1e-5, 1e-3, 1e-1, 1.0, 10.0])
 def test_no_nan_or_inf_for_any_learning_rate(name: str, lr: float) -> None:
     rng = np.random.default_rng(3)
@@ -207,9 +209,25 @@ def test_adam_bias_corrected_first_step() -> None:
     assert out.step == 1
 
 
+def test_shapings() -> None:
+    losses = np.array([3.0, 1.0, 3.0, 2.0])
+    ranks = standardised_ranks(losses)
+    assert ranks is not None
+    # Ranks 0..3 with the tie sharing 2.5: [2.5, 0, 2.5, 1], then standardised.
+    expected = np.array([2.5, 0.0, 2.5, 1.0])
+    expected = (expected - expected.mean()) / expected.std()
+    np.testing.assert_allclose(ranks, expected)
+    np.testing.assert_allclose(standardised_ranks(losses * 1e300 + 7), ranks)  # invariant
+    assert standardised(np.full(3, 2.0)) is None and standardised_ranks(np.full(3, 2.0)) is None
+    s = standardised(np.array([1e308, -1e308, 0.0]))
+    assert s is not None and np.all(np.isfinite(s))
+
+
 def test_get_estimator_validates() -> None:
     assert get_estimator("loo").learning_rate == LOOEstimator().learning_rate
     assert get_estimator("reference", learning_rate=0.5).learning_rate == 0.5
+    rank = get_estimator("loo-rank", learning_rate=0.5)
+    assert isinstance(rank, LOOEstimator) and rank.shaping == "rank" and rank.name == "loo-rank"
     with pytest.raises(ConfigError, match="unknown estimator"):
         get_estimator("adam")
     for bad in (0.0, -1.0, float("nan"), float("inf")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 import inspect
 import json
@@ -55,7 +56,7 @@ RECOVERY = {"prompt_length": 4, "sample_size": 20, "batch_size": 8, "epochs": 40
 RECOVERY_BUDGET = 12_800
 
 
-@pytest.mark.parametrize("estimator", ["loo", "reference"])
+@pytest.mark.parametrize("estimator", ["loo", "loo-rank", "reference"])
 def test_recovers_planted_prompt_for_9_of_10_seeds(estimator: str) -> None:
     """Within 12,800 queries per seed, the best prompt is found at every position."""
     train = sst2(16)
@@ -66,7 +67,7 @@ def test_recovers_planted_prompt_for_9_of_10_seeds(estimator: str) -> None:
             FakeBackend(planted=plant, seed=seed),
             candidates=WORDS,
             estimator=estimator,
-            learning_rate=None if estimator == "loo" else 1e-2,
+            learning_rate=1e-2 if estimator == "reference" else None,
             seed=seed,
             **RECOVERY,  # type: ignore[arg-type]
         )
@@ -122,15 +123,15 @@ def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
     plant = Planted.for_dataset(
         Dataset(train.task, train.examples + dev.examples), WORDS, prompt_length=2, seed=1
     )
+    fake = FakeBackend(planted=plant)
     opt = make_optimizer(
-        FakeBackend(planted=plant),
-        candidates=WORDS,
-        prompt_length=2,
-        sample_size=8,
-        batch_size=8,
-        epochs=15,
+        fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=8, epochs=15
     )
+    opt.evaluate(dev, [])  # before the fit: not counted in the fit's queries
+    before = sum(len(c) for c in fake.calls)
     result = opt.fit(train, dev)
+    assert result.queries == sum(len(c) for c in fake.calls) - before
+    assert result.queries == result.history[-1].queries <= opt.max_queries(16, 16)
     assert len(result.history) == 15 and all(r.dev_score is not None for r in result.history)
     assert result.dev_score == max(r.dev_score or 0.0 for r in result.history)
     assert result.prompt == opt.best_prompt == plant.best_prompt
@@ -292,6 +293,22 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
         make_optimizer(FakeBackend(), **kwargs)  # type: ignore[arg-type]
 
 
+def test_fit_rejects_empty_data() -> None:
+    opt = make_optimizer(FakeBackend(), candidates=WORDS[:3], prompt_length=1, sample_size=2)
+    with pytest.raises(ConfigError, match="training set is empty"):
+        opt.fit(sst2(0))
+    with pytest.raises(ConfigError, match="dev set is empty"):
+        opt.fit(sst2(4), sst2(0))
+
+
 def test_ask_needs_candidates() -> None:
     with pytest.raises(ConfigError, match="candidates"):
         make_optimizer(FakeBackend()).ask()
+
+
+def test_doctests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bdpl.optimizer
+
+    monkeypatch.setenv("BDPL_CACHE_DIR", str(tmp_path))  # keep any query cache out of $HOME
+    result = doctest.testmod(bdpl.optimizer, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

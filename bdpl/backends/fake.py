@@ -7,6 +7,11 @@ recognises the learned prompt at the front of ``Query.before``, knows the correc
 every input it was built with, and raises or lowers the correct label's score by a per
 (position, candidate) effect, so there is a known best prompt an optimizer must find.
 
+The prompt is what :meth:`~bdpl.tasks.Task.render` put before the first input
+(``Query.input_spans``), less the template's own text there; it is split back into
+candidates, longest match first (candidates may hold spaces). The input is the text of the
+input spans.
+
 It fails loudly (:class:`~bdpl.errors.UnsupportedQueryError`) on anything it was not built
 to answer: no labels, duplicate labels, a batch larger than ``max_batch_size`` and, when
 planted, an input it does not know, other label words than the task's, or a prompt that is
@@ -25,6 +30,22 @@ first query. The shares of a call add up to the call's usage.
 (1.0, Usage(prompt_tokens=8, completion_tokens=1, requests=1))
 >>> fake.call_count
 1
+
+Calls are counted two ways: :attr:`FakeBackend.attempts` counts every call started, while
+:attr:`FakeBackend.calls` and the ``call_log`` file hold answered calls only (an injected
+exception or a kill is no answer; an injected ``"malformed"`` answer is one, and is marked).
+
+A planted fake, where ``"truly"`` first and ``"good"`` second is the best prompt:
+
+>>> from bdpl.tasks import Dataset, Example, get_task
+>>> data = Dataset(get_task("sst2"), (Example("a film", label="1"), Example("a plot", label="0")))
+>>> planted = Planted.for_dataset(data, ["truly", "good", "film"], prompt_length=2, best=[0, 1])
+>>> fake = FakeBackend(planted=planted)
+>>> def correct(prompt):
+...     scores = fake.score([data.task.render(prompt, e) for e in data])
+...     return [round(math.exp(s.logprobs[y]), 2) for s, y in zip(scores, data.label_indices())]
+>>> correct([]), correct(["truly", "good"])
+([0.71, 0.56], [0.95, 0.91])
 """
 
 from __future__ import annotations
@@ -53,11 +74,15 @@ Fault = BaseException | Literal["malformed"]
 # Scale of the logits an un-planted fake draws from its hash: wide enough that answers are
 # confidently different (like a real model's), narrow enough that no log-prob underflows.
 _UNPLANTED_SCALE = 3.0
-_U32 = float(2**32)
+_TO_UNIT = 2.0 / 2**32
+_UNPACK = [struct.Struct(f"<{k}I").unpack for k in range(17)]
 
 
 def _uniforms(key: bytes, n: int) -> list[float]:
     """``n`` numbers in [-1, 1) from a keyed hash (4 bytes each; blake2b is fast on short input)."""
+    if n <= 16:  # the common case: one digest
+        digest = hashlib.blake2b(key, digest_size=4 * n).digest()
+        return [x * _TO_UNIT - 1.0 for x in _UNPACK[n](digest)]
     out: list[float] = []
     block = 0
     while len(out) < n:
@@ -65,7 +90,7 @@ def _uniforms(key: bytes, n: int) -> list[float]:
         digest = hashlib.blake2b(
             key, digest_size=4 * k, person=block.to_bytes(4, "little")
         ).digest()
-        out.extend(2.0 * x / _U32 - 1.0 for x in struct.unpack(f"<{k}I", digest))
+        out.extend(x * _TO_UNIT - 1.0 for x in _UNPACK[k](digest))
         block += 1
     return out
 
@@ -211,7 +236,7 @@ class Planted:
 
 
 class _PromptParser:
-    """Recovers candidate indices from the prompt text that :meth:`Task.render` put in front."""
+    """Finds the planted candidates in the prompt :meth:`Task.render` put first; sums effects."""
 
     def __init__(self, planted: Planted) -> None:
         task = planted.task
@@ -223,25 +248,35 @@ class _PromptParser:
         self.max_tokens = planted.prompt_length
         self.index = {tuple(c.split(" ")): i for i, c in enumerate(planted.candidates)}
         self.longest = max(len(k) for k in self.index)
-        self.cache: dict[str, tuple[int, ...] | None] = {"": ()}
+        self.effects = planted.effects
+        self.cache: dict[str, float | None] = {}
 
-    def parse(self, region: str) -> tuple[int, ...]:
-        """Candidate indices of the prompt in ``region`` (the text before the first input)."""
-        if not region.endswith(self.prefix):
-            raise UnsupportedQueryError(f"FakeBackend: the task template does not match {region!r}")
-        text = region[: len(region) - len(self.prefix)] if self.prefix else region
+    def effect(self, region: str) -> float:
+        """Summed effect of the prompt in ``region`` (the text before the first input)."""
         try:
-            found = self.cache[text]
+            found = self.cache[region]
         except KeyError:
-            found = self._split(text[:-1].split(" ")) if text.endswith(" ") else None
+            found = self._effect(region)
             if len(self.cache) < 1_000_000:  # bounded: one entry per distinct prompt
-                self.cache[text] = found
+                self.cache[region] = found
         if found is None:
             raise UnsupportedQueryError(
-                f"FakeBackend: prompt {text!r} is not made of at most {self.max_tokens} "
-                "planted candidates"
+                f"FakeBackend: {region!r} is not at most {self.max_tokens} planted candidates "
+                f"followed by the template's {self.prefix!r}"
             )
         return found
+
+    def _effect(self, region: str) -> float | None:
+        if not region.endswith(self.prefix):
+            return None
+        text = region[: len(region) - len(self.prefix)] if self.prefix else region
+        if not text:
+            return 0.0
+        tokens = self._split(text[:-1].split(" ")) if text.endswith(" ") else None
+        if tokens is None:
+            return None
+        assert self.effects is not None
+        return sum(self.effects[i][t] for i, t in enumerate(tokens))
 
     def _split(self, words: list[str]) -> tuple[int, ...] | None:
         # Depth-first, longest candidate first: deterministic, and exact for any vocabulary
@@ -313,6 +348,12 @@ class FakeBackend:
                 "FakeBackend: noise and latency must be >= 0, max_batch_size and "
                 "max_concurrency >= 1"
             )
+        for call, fault in (faults or {}).items():
+            if not (isinstance(fault, BaseException) or fault == "malformed"):
+                raise ConfigError(
+                    f"FakeBackend: fault at call {call} must be an exception or 'malformed', "
+                    f"got {fault!r}"
+                )
         self.seed = seed
         self.planted = planted
         self.noise = noise
@@ -331,6 +372,7 @@ class FakeBackend:
         self._lock = threading.Lock()
         self._parser = _PromptParser(planted) if planted is not None else None
         self._base: dict[str, list[float]] = {}
+        self._usage_objects: dict[int, Usage] = {}
         self._key_prefix = f"{seed}\x00".encode()
         structure = planted.sha256 if planted is not None else "none"
         self._identity = f"fake:{model}:seed={seed}:noise={noise!r}:planted={structure}"
@@ -394,12 +436,19 @@ class FakeBackend:
 
     def _usages(self, queries: Sequence[Query]) -> list[Usage]:
         out = []
+        # Usage values are immutable and repeat a lot: reuse them (this is the hot path).
+        made = self._usage_objects
         for i, q in enumerate(queries):
             if not q.labels:
                 raise UnsupportedQueryError("FakeBackend: a query has no labels")
             label_tokens = max((len(lab) + 3) // 4 for lab in q.labels)
-            text_tokens = (len(q.before) + len(q.after) + 3) // 4
-            out.append(Usage(text_tokens + label_tokens, 1, 1 if i == 0 else 0))
+            tokens = (len(q.before) + len(q.after) + 3) // 4 + label_tokens
+            usage = made.get(tokens) if i else None
+            if usage is None:
+                usage = Usage(tokens, 1, 1 if i == 0 else 0)
+                if i and len(made) < 100_000:
+                    made[tokens] = usage
+            out.append(usage)
         return out
 
     def _logprobs(self, q: Query) -> tuple[float, ...]:
@@ -440,17 +489,15 @@ class FakeBackend:
         label = planted.answers.get(key)
         if label is None:
             raise UnsupportedQueryError(f"FakeBackend: unknown input {key[:80]!r}")
-        tokens = parser.parse(before[: spans[0][0]])
+        shift = parser.effect(before[: spans[0][0]])
         base = self._base.get(key)
         if base is None:
             seed = f"{planted.seed}\x00base\x00{key}".encode("utf-8", "surrogatepass")
             base = [planted.difficulty * x for x in _uniforms(seed, len(q.labels))]
             self._base[key] = base  # a race here only recomputes the same value
-        effects = planted.effects
-        assert effects is not None
         noise = self.noise
         z = [b + noise * x for b, x in zip(base, u, strict=True)]
-        z[label] += sum(effects[i][t] for i, t in enumerate(tokens))
+        z[label] += shift
         return z
 
     def _record(self, call: int, queries: tuple[Query, ...], malformed: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import subprocess
@@ -157,6 +158,11 @@ def test_planted_pair_task_and_prefix_template() -> None:
     fake = FakeBackend(planted=planted, noise=0.0)
     assert accuracy(fake, data, ["beta", "gamma"]) == 1.0
     assert accuracy(fake, data, ["eps", "alpha"]) < 1.0
+    q = task.render([], data[0])
+    cut = len("Premise: ")
+    spans = tuple((a - cut, b - cut) for a, b in q.input_spans)
+    with pytest.raises(UnsupportedQueryError, match="template"):
+        fake.score([Query(q.before[cut:], q.after, q.labels, spans)])
 
 
 def test_planted_validation() -> None:
@@ -187,6 +193,13 @@ def test_faults_malformed_attempts_and_latency() -> None:
     assert time.perf_counter() - t >= 0.02
     assert len(fake.score(q)) == 1  # malformed: one answer short
     assert fake.attempts == 3 and fake.call_count == 2
+
+
+def test_constructor_validation() -> None:
+    with pytest.raises(ConfigError, match="fault at call 2"):
+        FakeBackend(faults={2: "slow"})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError):
+        FakeBackend(max_batch_size=0)
 
 
 def test_call_log_threads_and_concurrency(tmp_path: Path) -> None:
@@ -256,3 +269,10 @@ def test_throughput() -> None:
                 backend.score(qs[i : i + 64])
             best = min(best, time.process_time() - t)
         assert len(qs) / max(best, 1e-9) > 20_000
+
+
+def test_doctests() -> None:
+    import bdpl.backends.fake
+
+    result = doctest.testmod(bdpl.backends.fake, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
