@@ -115,7 +115,8 @@ class MaskedLMBackend:
         self._max_input_tokens = max_input_tokens
         # Encoder + head applied only at the masks; models without a known head split fall
         # back to the full logits.
-        self._head = getattr(self._model, "lm_head", None) or getattr(self._model, "cls", None)
+        head = getattr(self._model, "lm_head", None)
+        self._head = head if head is not None else getattr(self._model, "cls", None)
         self.head_only = self._head is not None
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()

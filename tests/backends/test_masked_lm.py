@@ -229,3 +229,13 @@ def test_importing_the_backend_module_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_concurrent_score_calls_are_safe(backend: MaskedLMBackend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    qs = queries()
+    expected = backend.score(qs)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: backend.score(qs), range(8)))
+    assert all(r == expected for r in results)
