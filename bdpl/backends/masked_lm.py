@@ -281,7 +281,9 @@ class MaskedLMBackend:
                                 mask_pos.append(at[b] + j)
                                 token.append(t)
                                 where.append((qi, li))
-                logits = self._mask_logits(ids, attn, r_idx, c_idx)
+                # Without padding no mask is needed, and SDPA can then pick its fastest kernel.
+                same_length = len({lengths[i] for i in batch}) == 1
+                logits = self._mask_logits(ids, None if same_length else attn, r_idx, c_idx)
                 logprobs = _hf.log_softmax(logits)
                 picked = logprobs[
                     torch.tensor(mask_pos, device=logprobs.device),
@@ -297,7 +299,7 @@ class MaskedLMBackend:
         ]
 
     def _mask_logits(
-        self, ids: torch.Tensor, attn: torch.Tensor, rows: list[int], cols: list[int]
+        self, ids: torch.Tensor, attn: torch.Tensor | None, rows: list[int], cols: list[int]
     ) -> torch.Tensor:
         """Vocabulary logits at the given (row, column) positions, shape (positions, vocab)."""
         if self.head_only and self._head is not None:
