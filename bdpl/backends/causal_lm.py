@@ -43,9 +43,11 @@ class CausalLMBackend:
     positions that are read go through the output head; models whose ``forward`` takes no
     position ids are padded on the right and read from the full logits instead.
 
+    Scores are log-probabilities over the whole vocabulary, not renormalised over the labels.
+
     >>> backend = CausalLMBackend()  # the embedded SmolLM2-135M-Instruct  # doctest: +SKIP
-    >>> backend.score([Query("Review: a fine film Sentiment:", "", (" negative", " positive"))])
-    ... # doctest: +SKIP
+    >>> q = Query("Review: a fine film Sentiment:", "", (" negative", " positive"))
+    >>> backend.score([q])[0].logprobs  # doctest: +SKIP
 
     Thread safety: ``score`` may be called from several threads; forward passes are serialized
     by a lock, so ``max_concurrency`` is 1.
