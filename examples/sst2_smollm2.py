@@ -40,7 +40,7 @@ def with_task(split: str) -> Dataset:
 
 train, dev = with_task("train"), with_task("dev")
 test = Dataset(task, with_task("test").examples[: args.test_rows])
-# The prompt vocabulary: PMI n-grams of the few-shot texts (counts >= 3, as 32 texts are few).
+# The prompt vocabulary: PMI n-grams of the 64 few-shot texts (counts >= 3, as they are few).
 texts = [e.text_a for e in (*train.examples, *dev.examples)]
 candidates = build_vocabulary(texts, size=200, min_count=2, min_freq=2)
 

@@ -43,9 +43,11 @@ class CausalLMBackend:
     positions that are read go through the output head; models whose ``forward`` takes no
     position ids are padded on the right and read from the full logits instead.
 
+    Scores are log-probabilities over the whole vocabulary, not renormalised over the labels.
+
     >>> backend = CausalLMBackend()  # the embedded SmolLM2-135M-Instruct  # doctest: +SKIP
-    >>> backend.score([Query("Review: a fine film Sentiment:", "", (" negative", " positive"))])
-    ... # doctest: +SKIP
+    >>> q = Query("Review: a fine film Sentiment:", "", (" negative", " positive"))
+    >>> backend.score([q])[0].logprobs  # doctest: +SKIP
 
     Thread safety: ``score`` may be called from several threads; forward passes are serialized
     by a lock, so ``max_concurrency`` is 1.
@@ -58,7 +60,10 @@ class CausalLMBackend:
         gguf_file: a GGUF file name inside the folder ``model`` (de-quantized on load).
         device: ``"auto"`` (CUDA, then MPS, then CPU) or a torch device string.
         dtype: compute dtype; default bfloat16 on CUDA, float16 on MPS, float32 on the CPU.
-        batch_size: most sequences per forward pass (and queries per ``score`` call).
+        batch_size: most sequences per forward pass.
+        max_batch_size: most queries per ``score`` call (what the metering layer sends at
+            once); default ``8 * batch_size``. A call's queries are sorted by length before
+            they are cut into forward passes, so a larger call pads less.
         max_input_tokens: the most tokens the inputs keep, split evenly among a query's
             inputs; ``None`` (default) cuts only to fit the model's length limit. Only input
             text is cut, never the prompt or the template.
@@ -82,11 +87,14 @@ class CausalLMBackend:
         device: str = "auto",
         dtype: str | torch.dtype | None = None,
         batch_size: int = 16,
+        max_batch_size: int | None = None,
         max_input_tokens: int | None = None,
         max_length: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if max_batch_size is not None and max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_input_tokens is not None and max_input_tokens < 1:
             raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -100,7 +108,7 @@ class CausalLMBackend:
 
             source, name = embedded_model_dir(), MODEL_NAME
         elif isinstance(model, (str, Path)):
-            source = model
+            source, name = model, str(model)
             if gguf_file is None and str(model).endswith(".gguf"):
                 path = Path(model).expanduser()
                 source, gguf_file = path.parent, path.name
@@ -125,6 +133,7 @@ class CausalLMBackend:
         self._pad_id = int(pad if pad is not None else 0)
         self._limit = max_length or _hf.model_max_length(tokenizer, self._model.config)
         self._batch_size = batch_size
+        self._max_batch_size = max_batch_size or 8 * batch_size
         self._max_input_tokens = max_input_tokens
         params = inspect.signature(self._model.forward).parameters
         self._keep_arg = next(
@@ -154,7 +163,8 @@ class CausalLMBackend:
 
     @property
     def max_batch_size(self) -> int:
-        return self._batch_size
+        """Most queries per ``score`` call (the metering layer reads it)."""
+        return self._max_batch_size
 
     def label_token_ids(self, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
         """The token ids of each label as it stands in the slot.

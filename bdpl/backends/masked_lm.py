@@ -42,7 +42,10 @@ class MaskedLMBackend:
         device: ``"auto"`` (CUDA, then MPS, then CPU) or a torch device string.
         dtype: compute dtype (``"bf16"``, ``"fp16"``, ``"float32"`` or a ``torch.dtype``);
             default bfloat16 on CUDA, float16 on MPS, float32 on the CPU.
-        batch_size: most sequences per forward pass (and queries per ``score`` call).
+        batch_size: most sequences per forward pass.
+        max_batch_size: most queries per ``score`` call (what the metering layer sends at
+            once); default ``8 * batch_size``. A call's queries are sorted by length before
+            they are cut into forward passes, so a larger call pads less.
         label_token_policy: how a label word of several sub-tokens is scored. ``"first"``
             (the BDPL reference): its first sub-token at one mask; the labels' first
             sub-tokens must then differ. ``"mean"``/``"sum"``: as many masks as sub-tokens,
@@ -69,6 +72,7 @@ class MaskedLMBackend:
         device: str = "auto",
         dtype: str | torch.dtype | None = None,
         batch_size: int = 32,
+        max_batch_size: int | None = None,
         label_token_policy: LabelTokenPolicy = "first",
         max_input_tokens: int | None = 400,
         max_length: int | None = None,
@@ -79,6 +83,8 @@ class MaskedLMBackend:
             )
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if max_batch_size is not None and max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_input_tokens is not None and max_input_tokens < 1:
             raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
         from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -104,11 +110,13 @@ class MaskedLMBackend:
         self._prefix, self._suffix = _hf.special_affixes(tokenizer)
         self._limit = max_length or _hf.model_max_length(tokenizer, self._model.config)
         self._batch_size = batch_size
+        self._max_batch_size = max_batch_size or 8 * batch_size
         self._policy: LabelTokenPolicy = label_token_policy
         self._max_input_tokens = max_input_tokens
         # Encoder + head applied only at the masks; models without a known head split fall
         # back to the full logits.
-        self._head = getattr(self._model, "lm_head", None) or getattr(self._model, "cls", None)
+        head = getattr(self._model, "lm_head", None)
+        self._head = head if head is not None else getattr(self._model, "cls", None)
         self.head_only = self._head is not None
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
@@ -135,7 +143,8 @@ class MaskedLMBackend:
 
     @property
     def max_batch_size(self) -> int:
-        return self._batch_size
+        """Most queries per ``score`` call (the metering layer reads it)."""
+        return self._max_batch_size
 
     @property
     def pair_separator(self) -> str:
@@ -272,7 +281,9 @@ class MaskedLMBackend:
                                 mask_pos.append(at[b] + j)
                                 token.append(t)
                                 where.append((qi, li))
-                logits = self._mask_logits(ids, attn, r_idx, c_idx)
+                # Without padding no mask is needed, and SDPA can then pick its fastest kernel.
+                same_length = len({lengths[i] for i in batch}) == 1
+                logits = self._mask_logits(ids, None if same_length else attn, r_idx, c_idx)
                 logprobs = _hf.log_softmax(logits)
                 picked = logprobs[
                     torch.tensor(mask_pos, device=logprobs.device),
@@ -288,7 +299,7 @@ class MaskedLMBackend:
         ]
 
     def _mask_logits(
-        self, ids: torch.Tensor, attn: torch.Tensor, rows: list[int], cols: list[int]
+        self, ids: torch.Tensor, attn: torch.Tensor | None, rows: list[int], cols: list[int]
     ) -> torch.Tensor:
         """Vocabulary logits at the given (row, column) positions, shape (positions, vocab)."""
         if self.head_only and self._head is not None:

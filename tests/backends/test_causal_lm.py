@@ -159,9 +159,12 @@ def test_identity_and_options(lm: Any, tok: Any, tiny: CausalLMBackend) -> None:
     assert tiny.identity.startswith("causal_lm:LlamaForCausalLM:")
     assert tiny.identity != other.identity
     assert tiny.is_local and tiny.max_concurrency == 1 and tiny.pair_separator == "\n"
-    assert tiny.max_batch_size == 3
+    assert tiny.max_batch_size == 24  # 8 forward passes' worth, sorted by length together
+    assert CausalLMBackend(lm, tok, device="cpu", max_batch_size=5).max_batch_size == 5
     with pytest.raises(ConfigError):
         CausalLMBackend(lm, tok, batch_size=0)
+    with pytest.raises(ConfigError):
+        CausalLMBackend(lm, tok, max_batch_size=0)
 
 
 # --- the real SmolLM2 weights ------------------------------------------------------------
@@ -206,3 +209,16 @@ def test_smollm2_review_template_is_accurate_on_sst2(smol: CausalLMBackend, data
         for s, e in zip(scores, examples, strict=True)
     )
     assert correct / len(examples) >= 0.70
+
+
+@pytest.mark.model
+def test_a_gguf_file_loads_directly_and_scores_like_its_conversion(smol: CausalLMBackend) -> None:
+    from bdpl.embedded import embedded_gguf_path
+
+    gguf = embedded_gguf_path()
+    direct = CausalLMBackend(gguf, device="cpu")
+    assert direct.model == str(gguf)
+    assert direct.identity.startswith(f"causal_lm:{gguf}:")
+    qs = queries()[:3]
+    for a, b in zip(direct.score(qs), smol.score(qs), strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)

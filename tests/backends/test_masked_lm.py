@@ -194,6 +194,7 @@ def test_identity_names_model_weights_and_settings(mlm: Any, tok: Any) -> None:
     assert len({a.identity, b.identity, c.identity}) == 3
     assert a.identity == MaskedLMBackend(mlm, tok, device="cpu").identity
     assert a.is_local and a.max_concurrency == 1 and a.pair_separator == "</s>"
+    assert a.max_batch_size == 8 * 32
 
 
 def test_weights_hash_of_a_saved_folder_hashes_its_files(mlm: Any, tok: Any, tmp_path: Any) -> None:
@@ -228,3 +229,13 @@ def test_importing_the_backend_module_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_concurrent_score_calls_are_safe(backend: MaskedLMBackend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    qs = queries()
+    expected = backend.score(qs)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: backend.score(qs), range(8)))
+    assert all(r == expected for r in results)
