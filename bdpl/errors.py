@@ -25,6 +25,8 @@ also inherits it, so ``except ValueError`` keeps working::
 
 from __future__ import annotations
 
+from bdpl.types import Usage
+
 
 class BDPLError(Exception):
     """Root of every exception raised by bdpl."""
@@ -69,10 +71,14 @@ class BackendError(BDPLError):
     Attributes:
         retryable: whether trying the same call again may succeed.
         retry_after: seconds the server asked to wait before retrying, if it said.
+        usage: what the failed call had already been billed (e.g. a first request that
+            succeeded before a second one failed), so the metering layer can charge it;
+            ``None`` when nothing was billed.
     """
 
     retryable: bool = False
     retry_after: float | None = None
+    usage: Usage | None = None
 
     def __init__(
         self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
