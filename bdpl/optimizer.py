@@ -473,7 +473,10 @@ class Optimizer:
             raise ConfigError("the dev set is empty (pass dev=None to train without one)")
         task = self.prepare(train)
         examples = list(train.examples)
-        task.label_index(examples[0])  # fail early on unlabelled data
+        # Every label is checked before the first paid query, not when its batch comes up.
+        Dataset(task, train.examples).label_indices()
+        if dev is not None:
+            Dataset(task, dev.examples).label_indices()
         n_steps = math.ceil(len(examples) / self.batch_size)
         history: list[EpochRecord] = []
         stop_reason = "epochs"

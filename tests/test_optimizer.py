@@ -312,3 +312,16 @@ def test_doctests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BDPL_CACHE_DIR", str(tmp_path))  # keep any query cache out of $HOME
     result = doctest.testmod(bdpl.optimizer, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_bad_label_anywhere_is_reported_before_any_query() -> None:
+    from bdpl.errors import DataError
+
+    task = get_task("sst2")
+    good = tuple(Example(f"text {i}", label=str(i % 2)) for i in range(8))
+    bad_dev = Dataset(task, (*good[:3], Example("odd one", label="2")))
+    backend = FakeBackend()
+    opt = Optimizer(backend, candidates=["a", "b", "c"], prompt_length=2, epochs=1, cache=False)
+    with pytest.raises(DataError, match="'2'"):
+        opt.fit(Dataset(task, good), bad_dev)
+    assert backend.call_count == 0

@@ -122,9 +122,10 @@ class Budget:
         self.max_tokens = max_tokens
         self.max_dollars = None if max_dollars is None else float(max_dollars)
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._spent = spent if spent is not None else Spend()
         self._reserved = Spend()
-        self._open: set[int] = set()
+        self._open: dict[int, int] = {}  # ticket -> thread that holds the reservation
         self._tickets = itertools.count()
 
     @classmethod
@@ -184,30 +185,52 @@ class Budget:
     def reserve(self, estimate: Spend) -> Reservation:
         """Reserve ``estimate`` (an upper bound on the next call's spend) before making the call.
 
+        When the estimate does not fit only because calls in flight in other threads hold
+        reservations, this waits for them to settle (estimates are upper bounds, so settling
+        usually frees room) and tries again; it refuses when waiting cannot help.
+
         Raises:
             BudgetExceededError: settled plus reserved spending plus ``estimate`` would pass a
-                limit; nothing is reserved then. ``limit`` names the limit.
+                limit, and waiting for other threads' calls cannot change that; nothing is
+                reserved then. ``limit`` names the limit.
         """
-        with self._lock:
-            for name in _LIMITS:
-                limit = getattr(self, f"max_{name}")
-                if limit is None:
-                    continue
-                spent, reserved = getattr(self._spent, name), getattr(self._reserved, name)
-                need = getattr(estimate, name)
-                # A tiny tolerance keeps float sums of dollars from refusing an exact fit.
-                slack = 1e-12 if name == "dollars" else 0
-                if spent + reserved + need > limit + slack:
+        me = threading.get_ident()
+        with self._settled:
+            while True:
+                over = self._first_limit_passed(estimate, self._reserved)
+                if over is None:
+                    break
+                # Wait only where it can help: the estimate fits once the reservations of
+                # calls in flight in *other* threads are settled (a thread never waits on its own).
+                others = any(owner != me for owner in self._open.values())
+                if not others or self._first_limit_passed(estimate, Spend()) is not None:
+                    name, limit, spent, reserved, need = over
                     raise BudgetExceededError(
                         f"budget: max_{name}={limit} would be passed: {_fmt(spent)} spent, "
                         f"{_fmt(reserved)} reserved by calls in flight, this call needs up to "
                         f"{_fmt(need)}",
                         limit=name,
                     )
+                self._settled.wait()
             self._reserved = self._reserved + estimate
             reservation = Reservation(estimate, next(self._tickets))
-            self._open.add(reservation.ticket)
+            self._open[reservation.ticket] = me
             return reservation
+
+    def _first_limit_passed(
+        self, estimate: Spend, reserved_now: Spend
+    ) -> tuple[str, float, float, float, float] | None:
+        for name in _LIMITS:
+            limit = getattr(self, f"max_{name}")
+            if limit is None:
+                continue
+            spent, reserved = getattr(self._spent, name), getattr(reserved_now, name)
+            need = getattr(estimate, name)
+            # A tiny tolerance keeps float sums of dollars from refusing an exact fit.
+            slack = 1e-12 if name == "dollars" else 0
+            if spent + reserved + need > limit + slack:
+                return name, limit, spent, reserved, need
+        return None
 
     def settle(self, reservation: Reservation, actual: Spend) -> None:
         """Replace a reservation by what the call actually spent (zero if it failed unbilled).
@@ -218,9 +241,10 @@ class Budget:
         with self._lock:
             if reservation.ticket not in self._open:
                 raise ValueError("this reservation was already settled or is not from this budget")
-            self._open.discard(reservation.ticket)
+            del self._open[reservation.ticket]
             self._reserved = self._reserved - reservation.estimate
             self._spent = self._spent + actual
+            self._settled.notify_all()
 
 
 def _fmt(x: float) -> str:

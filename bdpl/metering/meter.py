@@ -159,6 +159,8 @@ class Meter:
         self.identity = str(backend.identity)
         self.model = str(backend_option(backend, "model", self.identity))
         self.price = price_for(backend, price)
+        if max_concurrency is not None and max_concurrency < 1:  # before opening any file
+            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if isinstance(cache, QueryCache):
             self.cache, self._owns_cache = cache, False
         elif isinstance(cache, (str, Path)):
@@ -177,8 +179,6 @@ class Meter:
         self.retry = retry if retry is not None else RetryPolicy()
         self.cache_params = dict(cache_params) if cache_params else None
         self.max_batch_size = max(1, int(backend_option(backend, "max_batch_size", 32)))
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
         allowed = max(1, int(backend_option(backend, "max_concurrency", 1)))
         self.max_concurrency = allowed if max_concurrency is None else min(allowed, max_concurrency)
         key = getattr(backend, "api_key", None)
@@ -187,6 +187,8 @@ class Meter:
         self._stats = MeterStats()
         self._pool: ThreadPoolExecutor | None = None
         self._warned_estimate = False
+        self._warned_usage = False
+        self._is_local = bool(backend_option(backend, "is_local", False))
 
     def __repr__(self) -> str:
         return f"Meter({self.identity!r}, budget={self.budget!r})"
@@ -205,8 +207,7 @@ class Meter:
 
     def estimate(self, queries: Sequence[Query]) -> Spend:
         """An upper bound on what one call with ``queries`` could spend."""
-        usage = estimate_usage(self.backend, queries)
-        return Spend(len(queries), usage.requests, usage.total_tokens, self.price.cost(usage))
+        return self._spend(len(queries), estimate_usage(self.backend, queries))
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
         """Scores for ``queries``, in order; each distinct query is paid for at most once.
@@ -216,6 +217,13 @@ class Meter:
                 Chunks that completed before are cached, so asking again costs nothing for them.
             BackendError: a call failed for good (after retries, when retryable).
         """
+        if str(self.backend.identity) != self.identity:
+            # Cached answers and prices belong to the identity the meter was built with.
+            raise ConfigError(
+                f"the backend's identity changed from {self.identity!r} to "
+                f"{self.backend.identity!r} after its Meter was built (a setting such as the "
+                "model was changed); build a new backend and Meter instead"
+            )
         queries = list(queries)
         unique = list(dict.fromkeys(queries))
         answers: dict[Query, LabelScores] = {}
@@ -298,7 +306,8 @@ class Meter:
     def _call_chunk(self, keyed: list[tuple[Query, str]]) -> list[LabelScores]:
         """One call: reserve, score, validate, settle; retried; then cache and record it."""
         chunk = [q for q, _ in keyed]
-        estimate = self.estimate(chunk)
+        estimated = estimate_usage(self.backend, chunk)
+        estimate = self._spend(len(chunk), estimated)
         state = _CallState()
 
         def attempt() -> list[LabelScores]:
@@ -309,15 +318,19 @@ class Meter:
             try:
                 got = self.backend.score(chunk)
                 answered = True
-                usage = _usage_of(got)
+                usage = self._billed_usage(_usage_of(got), estimated)
                 check_answers(self.identity, chunk, got)
                 return got
             except Exception as exc:
                 redact_exception(exc, self._secrets)
+                # A call that failed after paid requests (a fallback request failing after the
+                # first one succeeded) says what it was billed; charge it.
+                if not answered and isinstance(getattr(exc, "usage", None), Usage):
+                    usage = self._billed_usage(exc.usage, estimated)  # type: ignore[attr-defined]
                 raise
             finally:
                 billed = len(chunk) if answered else 0
-                actual = Spend(billed, usage.requests, usage.total_tokens, self.price.cost(usage))
+                actual = self._spend(billed, usage)
                 self.budget.settle(reservation, actual)
                 if _exceeds(actual, estimate):
                     self._warn_estimate(actual, estimate)
@@ -349,6 +362,30 @@ class Meter:
         self.cache.put_keyed([(k, s) for (_, k), s in zip(keyed, result, strict=True)])
         self._record_call(chunk, state, None)
         return result
+
+    def _spend(self, queries: int, usage: Usage) -> Spend:
+        return Spend(queries, usage.requests, usage.total_tokens, self.price.cost(usage))
+
+    def _billed_usage(self, reported: Usage, estimated: Usage) -> Usage:
+        """What to charge for a call: the reported usage, or the estimate where a paid backend
+        reported none (some OpenAI-compatible proxies omit ``usage``), so that token and dollar
+        budgets still hold."""
+        if reported.total_tokens or self._is_local or not (reported.requests or estimated.requests):
+            return reported
+        with self._lock:
+            warn, self._warned_usage = not self._warned_usage, True
+        if warn:
+            log.warning(
+                "backend %s reported no token usage for a paid call; charging its estimate "
+                "(%d tokens) to the budget and ledger instead",
+                self.identity,
+                estimated.total_tokens,
+            )
+        return Usage(
+            estimated.prompt_tokens,
+            estimated.completion_tokens,
+            reported.requests or estimated.requests,
+        )
 
     def _warn_estimate(self, actual: Spend, estimate: Spend) -> None:
         with self._lock:
