@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bdpl.backends._openai_errors import translate_openai_errors
-from bdpl.errors import ConfigError, MalformedResponseError
+from bdpl.errors import BackendError, ConfigError, MalformedResponseError
 from bdpl.types import Usage
 
 if TYPE_CHECKING:
@@ -57,9 +57,50 @@ def build_client(
     return openai.OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
 
 
-def endpoint_host(client: openai.OpenAI) -> str:
-    """The endpoint's host name, for identities (no scheme, port, path or credentials)."""
-    return str(client.base_url.host) or "unknown-host"
+def endpoint_id(client: openai.OpenAI) -> str:
+    """The endpoint for identities: host, port (when given) and path, e.g. ``127.0.0.1:8000/v1``.
+
+    Two servers on one host (``:8000`` and ``:8001``, or ``/a/v1`` and ``/b/v1`` behind one
+    proxy) may serve different models, and llama.cpp's server ignores the request's model
+    name, so the port and path are part of the identity: a server restarted on the same port
+    keeps its cache, one on another port does not. The scheme is left out (it does not change
+    the answers), and so are credentials and query strings, which must never reach a cache key;
+    a trailing slash is dropped so that ``.../v1`` and ``.../v1/`` agree.
+    """
+    url = client.base_url
+    # ``netloc`` is host[:port] without user info; IPv6 hosts keep their brackets.
+    netloc = bytes(url.netloc).decode("ascii") or "unknown-host"
+    return netloc + str(url.path).rstrip("/")
+
+
+class Billing:
+    """What the requests of one backend call were billed so far, to charge if the call fails.
+
+    A call that makes several requests (a next-token request, then a fallback; or one chat
+    request per query) and fails part-way has still been billed for the requests that got an
+    answer; :meth:`charge_failures` puts that on the error's ``usage`` for the metering layer.
+    """
+
+    def __init__(self) -> None:
+        self.total = Usage()
+
+    def add(self, usage: Usage) -> None:
+        """Count one answered request."""
+        self.total += usage
+
+    @contextmanager
+    def charge_failures(self) -> Iterator[None]:
+        """Set a :class:`~bdpl.errors.BackendError` raised in the block to carry :attr:`total`.
+
+        Only when some request was answered: an error from a call that was billed nothing keeps
+        ``usage=None``.
+        """
+        try:
+            yield
+        except BackendError as exc:
+            if self.total.requests:
+                exc.usage = self.total
+            raise
 
 
 @contextmanager
@@ -69,13 +110,17 @@ def sdk_call(client: openai.OpenAI, what: str) -> Iterator[None]:
         yield
 
 
-def post_json(client: openai.OpenAI, what: str, call: Callable[[], Any]) -> dict[str, Any]:
+def post_json(
+    client: openai.OpenAI, what: str, call: Callable[[], Any], billing: Billing
+) -> dict[str, Any]:
     """Make one SDK call through ``with_raw_response`` and return its decoded JSON object.
 
     Args:
         client: the client (its key is redacted from errors).
         what: names the call in error messages.
         call: makes the request, e.g. ``lambda: client.completions.with_raw_response.create(...)``.
+        billing: the call's running total; the answer's usage is added as soon as it is
+            decoded, before anything can find fault with its content (it was billed anyway).
 
     Raises:
         BackendError: the translated failure; :class:`MalformedResponseError` when the body is
@@ -86,6 +131,7 @@ def post_json(client: openai.OpenAI, what: str, call: Callable[[], Any]) -> dict
         data = raw.http_response.json()
     if not isinstance(data, dict):
         raise MalformedResponseError(f"{what}: answer is {type(data).__name__}, not a JSON object")
+    billing.add(read_usage(data))
     return data
 
 

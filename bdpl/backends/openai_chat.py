@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bdpl.backends._openai_client import (
+    Billing,
     build_client,
-    endpoint_host,
+    endpoint_id,
     no_logprobs,
     post_json,
     read_choices,
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     import openai
 
 MAX_TOP_LOGPROBS = 20
+MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
+_MAX_TOKENS_PARAMS: tuple[str, ...] = ("max_tokens", "max_completion_tokens")
 # Tokens a chat template adds around each message (role markers, separators, a default system
 # prompt some templates insert): an upper estimate, used only for budget estimates.
 _TEMPLATE_TOKENS = 40
@@ -37,10 +40,11 @@ class OpenAIChatBackend:
     """Label log-probs from the first token of a chat completion's reply.
 
     Each query is one conversation: an optional system message, then ``query.before`` as the
-    user message; the reply's first token is read with ``logprobs=True``,
-    ``top_logprobs`` (at most 20) and ``max_tokens=1``. Chat endpoints take one conversation
-    per request, so each query is one request (``max_batch_size`` is 1 and the metering layer
-    runs up to ``max_concurrency`` of them at once).
+    user message; the reply's first token is read with ``logprobs=True``, ``top_logprobs``
+    (at most 20) and a one-token cap (``max_tokens=1``, or ``max_completion_tokens=1``, see
+    ``max_tokens_param``). Chat endpoints take one conversation per request, so each query is
+    one request (``max_batch_size`` is 1 and the metering layer runs up to
+    ``max_concurrency`` of them at once).
 
     The reply starts a new message, so a label is matched without its leading space
     (``" great"`` is looked for as ``"great"``), case kept exactly. Chat endpoints offer no
@@ -60,6 +64,11 @@ class OpenAIChatBackend:
         base_url: an OpenAI-compatible endpoint (vLLM serves chat too).
         top_logprobs: reply-token log-probs to ask for, 1 to 20.
         system: an optional system message put before every query.
+        max_tokens_param: the request field that caps the reply at one token. ``"max_tokens"``
+            (the default) is what vLLM and older OpenAI chat models take; newer OpenAI models
+            reject it and need ``"max_completion_tokens"`` (which vLLM accepts too). Either
+            way the reply is one token and the answers are the same, so it is not part of
+            :attr:`identity`.
         timeout: seconds per HTTP request.
         max_concurrency: how many requests the metering layer may run at once.
 
@@ -67,7 +76,7 @@ class OpenAIChatBackend:
         ConfigError: bad settings, or no API key for OpenAI.
 
     >>> OpenAIChatBackend("gpt-4o-mini", api_key="sk-test", top_logprobs=20).identity
-    'openai-chat:api.openai.com:gpt-4o-mini:top20'
+    'openai-chat:api.openai.com/v1:gpt-4o-mini:top20'
     """
 
     is_local = False
@@ -83,6 +92,7 @@ class OpenAIChatBackend:
         base_url: str | None = None,
         top_logprobs: int = MAX_TOP_LOGPROBS,
         system: str | None = None,
+        max_tokens_param: MaxTokensParam = "max_tokens",
         timeout: float = 30.0,
         max_concurrency: int = 4,
     ) -> None:
@@ -96,21 +106,30 @@ class OpenAIChatBackend:
             raise ConfigError(
                 f"max_concurrency must be a positive integer, got {max_concurrency!r}"
             )
+        if max_tokens_param not in _MAX_TOKENS_PARAMS:
+            raise ConfigError(
+                f"max_tokens_param must be one of {_MAX_TOKENS_PARAMS}, got {max_tokens_param!r}"
+            )
         if not timeout > 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
         self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
-        self._host = endpoint_host(self._client)
+        self._endpoint = endpoint_id(self._client)
         self.model = model
         self.top_logprobs = top_logprobs
         self.system = system
+        self.max_tokens_param: MaxTokensParam = max_tokens_param
         self.max_concurrency = max_concurrency
         self.timeout = timeout
         self._count_tokens = token_counter(model)
 
     @property
     def identity(self) -> str:
-        """``openai-chat:<host>:<model>:top<k>`` plus a digest of the system message if any."""
-        base = f"openai-chat:{self._host}:{self.model}:top{self.top_logprobs}"
+        """``openai-chat:<endpoint>:<model>:top<k>`` plus a digest of the system message if any.
+
+        ``<endpoint>`` is the base URL's host, port and path (see
+        :func:`~bdpl.backends._openai_client.endpoint_id`).
+        """
+        base = f"openai-chat:{self._endpoint}:{self.model}:top{self.top_logprobs}"
         if self.system is None:
             return base
         import hashlib
@@ -126,7 +145,9 @@ class OpenAIChatBackend:
         Raises:
             UnsupportedQueryError: an empty label, or an ``after`` that is more than trailing
                 punctuation.
-            BackendError: the request failed, or the answer lacks logprobs.
+            BackendError: the request failed, or the answer lacks logprobs. When an earlier
+                query's request was answered (and so billed), the error's ``usage`` holds what
+                those requests reported.
         """
         queries = list(queries)
         for q in queries:
@@ -139,7 +160,9 @@ class OpenAIChatBackend:
                     f"{self.identity}: chat replies cannot score a label followed by {q.after!r}"
                     " (no echo on chat endpoints); use OpenAIBackend with a fallback"
                 )
-        return [self._score_one(q) for q in queries]
+        billing = Billing()
+        with billing.charge_failures():  # the error carries what was billed
+            return [self._score_one(q, billing) for q in queries]
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score`: one request per query."""
@@ -147,24 +170,30 @@ class OpenAIChatBackend:
         prompt = sum(self._count_tokens(q.before) + _TEMPLATE_TOKENS + system for q in queries)
         return Usage(prompt, len(queries), len(queries))
 
-    def _score_one(self, q: Query) -> LabelScores:
+    def _score_one(self, q: Query, billing: Billing) -> LabelScores:
         what = f"{self.identity} chat"
         messages: list[dict[str, str]] = []
         if self.system is not None:
             messages.append({"role": "system", "content": self.system})
         messages.append({"role": "user", "content": q.before})
 
+        import openai
+
+        # One of the two caps is sent, the other left out (see ``max_tokens_param``).
+        old_cap = self.max_tokens_param == "max_tokens"
+
         def call() -> Any:
             return self._client.chat.completions.with_raw_response.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
-                max_tokens=1,
+                max_tokens=1 if old_cap else openai.omit,
+                max_completion_tokens=openai.omit if old_cap else 1,
                 temperature=0,
                 logprobs=True,
                 top_logprobs=self.top_logprobs,
             )
 
-        data = post_json(self._client, what, call)
+        data = post_json(self._client, what, call, billing)
         top = _reply_top(read_choices(data, 1, what)[0], what)
         forms = [reply_form(label) for label in q.labels]
         values: list[float] = []

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from bdpl.backends._openai_client import (
     OPENAI_HOST,
+    Billing,
     build_client,
-    endpoint_host,
+    endpoint_id,
     no_logprobs,
     post_json,
     read_choices,
@@ -98,7 +99,7 @@ class OpenAIBackend:
 
     >>> backend = OpenAIBackend("davinci-002", api_key="sk-test")
     >>> backend.identity
-    'openai-completions:api.openai.com:davinci-002:top5:echo'
+    'openai-completions:api.openai.com/v1:davinci-002:top5:echo'
     """
 
     is_local = False
@@ -131,8 +132,8 @@ class OpenAIBackend:
         if not timeout > 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
         self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
-        self._host = endpoint_host(self._client)
-        if self._host == OPENAI_HOST and top_logprobs > 5:
+        self._endpoint = endpoint_id(self._client)
+        if self._client.base_url.host == OPENAI_HOST and top_logprobs > 5:
             raise ConfigError(
                 f"OpenAI's completions return at most 5 top logprobs, not {top_logprobs}"
             )
@@ -146,9 +147,14 @@ class OpenAIBackend:
 
     @property
     def identity(self) -> str:
-        """``openai-completions:<host>:<model>:top<k>:<fallback>`` (never the key)."""
+        """``openai-completions:<endpoint>:<model>:top<k>:<fallback>`` (never the key).
+
+        ``<endpoint>`` is the base URL's host, port and path (see
+        :func:`~bdpl.backends._openai_client.endpoint_id`).
+        """
         return (
-            f"openai-completions:{self._host}:{self.model}:top{self.top_logprobs}:{self.fallback}"
+            f"openai-completions:{self._endpoint}:{self.model}"
+            f":top{self.top_logprobs}:{self.fallback}"
         )
 
     def __repr__(self) -> str:
@@ -162,6 +168,8 @@ class OpenAIBackend:
                 with ``fallback="none"``.
             BackendError: the request failed (typed, see :mod:`bdpl.backends._openai_errors`),
                 or the answer lacks logprobs (:class:`~bdpl.errors.MalformedResponseError`).
+                When an earlier request of the call was answered (and so billed), the error's
+                ``usage`` holds what those requests reported.
         """
         queries = list(queries)
         for q in queries:
@@ -178,30 +186,32 @@ class OpenAIBackend:
                 " fallback='echo' or 'prompt_logprobs'"
             )
 
-        pending: list[tuple[int, int]] = []  # (query, label) pairs to score exactly
-        for chunk in _chunks(next_token, self.max_batch_size):
-            tops, used = self._next_token_tops([queries[i].before for i in chunk])
-            for i, top, share in zip(chunk, tops, split_usage(used, len(chunk)), strict=True):
-                usage[i] += share
-                for j, value in enumerate(match_labels(queries[i].labels, top)):
-                    if value is not None:
-                        values[i][j] = value
-                    elif self.fallback == "none":
-                        values[i][j] = topk_bound(queries[i].labels[j], top)
-                        exact[i] = False
-                    else:
-                        pending.append((i, j))
-        pending += [(i, j) for i in continuation for j in range(len(queries[i].labels))]
+        billing = Billing()
+        with billing.charge_failures():  # the error carries what was billed
+            pending: list[tuple[int, int]] = []  # (query, label) pairs to score exactly
+            for chunk in _chunks(next_token, self.max_batch_size):
+                tops, used = self._next_token_tops([queries[i].before for i in chunk], billing)
+                for i, top, share in zip(chunk, tops, split_usage(used, len(chunk)), strict=True):
+                    usage[i] += share
+                    for j, value in enumerate(match_labels(queries[i].labels, top)):
+                        if value is not None:
+                            values[i][j] = value
+                        elif self.fallback == "none":
+                            values[i][j] = topk_bound(queries[i].labels[j], top)
+                            exact[i] = False
+                        else:
+                            pending.append((i, j))
+            pending += [(i, j) for i in continuation for j in range(len(queries[i].labels))]
 
-        for pairs in _chunks(pending, self.max_batch_size):
-            starts = [len(queries[i].before) for i, _ in pairs]
-            prompts = [_full_text(queries[i], j) for i, j in pairs]
-            spans, used = self._label_spans(prompts, starts)
-            shares = split_usage(used, len(pairs))
-            for (i, j), (value, clean), share in zip(pairs, spans, shares, strict=True):
-                values[i][j] = value
-                exact[i] = exact[i] and clean
-                usage[i] += share
+            for pairs in _chunks(pending, self.max_batch_size):
+                starts = [len(queries[i].before) for i, _ in pairs]
+                prompts = [_full_text(queries[i], j) for i, j in pairs]
+                spans, used = self._label_spans(prompts, starts, billing)
+                shares = split_usage(used, len(pairs))
+                for (i, j), (value, clean), share in zip(pairs, spans, shares, strict=True):
+                    values[i][j] = value
+                    exact[i] = exact[i] and clean
+                    usage[i] += share
 
         return [
             LabelScores(tuple(_known(v) for v in values[i]), usage[i], exact[i])
@@ -240,19 +250,22 @@ class OpenAIBackend:
 
         return call
 
-    def _next_token_tops(self, prompts: list[str]) -> tuple[list[dict[str, float]], Usage]:
+    def _next_token_tops(
+        self, prompts: list[str], billing: Billing
+    ) -> tuple[list[dict[str, float]], Usage]:
         """The top-k next-token log-probs after each prompt, and the request's usage."""
         what = f"{self.identity} completions"
         data = post_json(
             self._client,
             what,
             self._create(prompts, max_tokens=1, logprobs=self.top_logprobs),
+            billing,
         )
         tops = [_first_top(choice, what) for choice in read_choices(data, len(prompts), what)]
         return tops, read_usage(data)
 
     def _label_spans(
-        self, prompts: list[str], starts: list[int]
+        self, prompts: list[str], starts: list[int], billing: Billing
     ) -> tuple[list[tuple[float, bool]], Usage]:
         """Exact ``log p(prompt[start:] | prompt[:start])`` for each prompt, via the fallback."""
         what = f"{self.identity} {self.fallback} fallback"
@@ -264,7 +277,7 @@ class OpenAIBackend:
             call = self._create(prompts, max_tokens=1, extra_body={"prompt_logprobs": 0})
             read = _prompt_logprob_tokens
         try:
-            data = post_json(self._client, what, call)
+            data = post_json(self._client, what, call, billing)
         except BadRequestError as exc:
             # e.g. gpt-3.5-turbo-instruct: "echo is not supported with logprobs".
             raise BadRequestError(

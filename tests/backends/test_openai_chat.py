@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from bdpl.backends.openai_chat import OpenAIChatBackend
-from bdpl.errors import ConfigError, MalformedResponseError, UnsupportedQueryError
+from bdpl.errors import (
+    BadRequestError,
+    ConfigError,
+    MalformedResponseError,
+    ServerError,
+    UnsupportedQueryError,
+)
 from bdpl.types import Query, Usage
 from tests.backends.openai_fakes import CANARY_KEY, FakeLM, Recorder, httpx, mock_client
 
@@ -102,7 +108,10 @@ def test_chat_refuses_what_it_cannot_score_and_bad_settings() -> None:
 
 def test_identity_estimate_and_key_handling() -> None:
     b = OpenAIChatBackend("gpt-4o-mini", api_key=CANARY_KEY, top_logprobs=20)
-    assert b.identity == "openai-chat:api.openai.com:gpt-4o-mini:top20"
+    assert b.identity == "openai-chat:api.openai.com/v1:gpt-4o-mini:top20"
+    local = OpenAIChatBackend("m", base_url="http://127.0.0.1:8001/v1/")
+    assert local.identity == "openai-chat:127.0.0.1:8001/v1:m:top20"
+    assert OpenAIChatBackend("m", base_url="http://127.0.0.1:8000/v1").identity != local.identity
     with_system = OpenAIChatBackend("gpt-4o-mini", api_key=CANARY_KEY, system="One word.")
     assert with_system.identity.startswith(b.identity + ":system-")
     assert CANARY_KEY not in b.identity + repr(b)
@@ -115,3 +124,42 @@ def test_identity_estimate_and_key_handling() -> None:
     assert used.requests == bound.requests == 3
     assert used.prompt_tokens <= bound.prompt_tokens
     assert used.completion_tokens <= bound.completion_tokens
+
+
+def test_a_call_failing_on_a_later_query_carries_the_usage_already_billed() -> None:
+    def second_fails(body: dict[str, Any], request: Any) -> Any:
+        if body["messages"][-1]["content"] == "Second?":
+            return httpx.Response(500, json={"error": {"message": "boom"}})
+        return None
+
+    rec = Recorder(respond=second_fails)
+    qs = [Query(text, "", (" good", " bad")) for text in ("First?", "Second?", "Third?")]
+    with pytest.raises(ServerError) as info:
+        chat(rec).score(qs)
+    assert len(rec.requests) == 2
+    first = FakeLM().chat(rec.bodies[0])["usage"]
+    assert info.value.usage == Usage(first["prompt_tokens"], first["completion_tokens"], 1)
+    with pytest.raises(ServerError) as alone:
+        chat(Recorder(respond=second_fails)).score(qs[1:])
+    assert alone.value.usage is None  # nothing was answered, so nothing was billed
+
+
+def test_newer_models_get_max_completion_tokens_instead_of_max_tokens() -> None:
+    def old_param_refused(body: dict[str, Any], request: Any) -> Any:
+        if "max_tokens" in body:  # what newer OpenAI chat models answer
+            message = "Unsupported parameter: 'max_tokens'. Use 'max_completion_tokens' instead."
+            return httpx.Response(400, json={"error": {"message": message}})
+        return None
+
+    q = Query("Was it good?", "", (" good", " bad"))
+    rec = Recorder(respond=old_param_refused)
+    backend = chat(rec, max_tokens_param="max_completion_tokens")
+    [got] = backend.score([q])
+    assert rec.bodies[0]["max_completion_tokens"] == 1 and "max_tokens" not in rec.bodies[0]
+    [default] = chat(Recorder()).score([q])
+    assert got.logprobs == pytest.approx(default.logprobs)
+    assert backend.identity == chat(Recorder()).identity  # the answers do not depend on it
+    with pytest.raises(BadRequestError, match="max_completion_tokens"):
+        chat(Recorder(respond=old_param_refused)).score([q])
+    with pytest.raises(ConfigError):
+        chat(Recorder(), max_tokens_param="max_output_tokens")

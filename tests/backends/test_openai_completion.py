@@ -9,9 +9,12 @@ import pytest
 
 from bdpl.backends.openai_completion import OpenAIBackend
 from bdpl.errors import (
+    BackendError,
     BadRequestError,
     ConfigError,
     MalformedResponseError,
+    RateLimitError,
+    ServerError,
     UnsupportedQueryError,
 )
 from bdpl.tasks import Example, get_task
@@ -242,11 +245,11 @@ def test_estimate_bounds_the_usage_of_a_call() -> None:
     assert backend(Recorder(), fallback="none", max_batch_size=2).estimate(qs).requests == 2
 
 
-def test_identity_names_provider_host_model_and_settings_but_never_the_key() -> None:
+def test_identity_names_provider_endpoint_model_and_settings_but_never_the_key() -> None:
     b = OpenAIBackend("davinci-002", api_key=CANARY_KEY, top_logprobs=4, fallback="none")
-    assert b.identity == "openai-completions:api.openai.com:davinci-002:top4:none"
+    assert b.identity == "openai-completions:api.openai.com/v1:davinci-002:top4:none"
     local = OpenAIBackend("smollm2", base_url="http://127.0.0.1:8000/v1", top_logprobs=20)
-    assert local.identity == "openai-completions:127.0.0.1:smollm2:top20:echo"
+    assert local.identity == "openai-completions:127.0.0.1:8000/v1:smollm2:top20:echo"
     for obj in (b, local):
         assert CANARY_KEY not in obj.identity + repr(obj) + repr(vars(obj).keys())
         assert not any(v == CANARY_KEY for v in vars(obj).values())
@@ -256,6 +259,30 @@ def test_identity_names_provider_host_model_and_settings_but_never_the_key() -> 
         "\n",
         20,
     )
+
+
+def test_two_servers_on_one_host_never_share_an_identity() -> None:
+    def identity(base_url: str) -> str:
+        return OpenAIBackend("smollm2", base_url=base_url, top_logprobs=20).identity
+
+    # Another port or path may be another server with another model (llama.cpp ignores the
+    # request's model name), so its answers must not come from this one's cache.
+    urls = [
+        "http://127.0.0.1:8000/v1",
+        "http://127.0.0.1:8001/v1",
+        "http://127.0.0.1:8000/a/v1",
+        "http://127.0.0.1:8000/b/v1",
+        "http://127.0.0.1/v1",
+        "http://[::1]:8000/v1",
+    ]
+    assert len({identity(u) for u in urls}) == len(urls)
+    assert identity("http://[::1]:8000/v1") == "openai-completions:[::1]:8000/v1:smollm2:top20:echo"
+    # The same server, however its URL is written, keeps one identity (and so its cache).
+    same = ["http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/", "https://127.0.0.1:8000/v1"]
+    assert len({identity(u) for u in same}) == 1
+    secret = identity(f"http://user:{CANARY_KEY}@127.0.0.1:8000/v1?key={CANARY_KEY}")
+    assert secret == identity("http://127.0.0.1:8000/v1")
+    assert CANARY_KEY not in secret and "user" not in secret and "?" not in secret
 
 
 def test_the_key_comes_from_the_environment_and_sdk_retries_are_off(
@@ -313,3 +340,75 @@ def test_a_refused_fallback_says_which_setting_to_use() -> None:
         backend(Recorder(respond=no_echo), top_logprobs=5).score([q])
     [bounded] = backend(Recorder(respond=no_echo), top_logprobs=5, fallback="none").score([q])
     assert not bounded.exact
+
+
+def fail_the_fallback(status: int, message: str) -> Recorder:
+    """A transport that answers the next-token request and fails the fallback with ``status``."""
+
+    def respond(body: dict[str, Any], request: Any) -> Any:
+        if body.get("echo") or "prompt_logprobs" in body:
+            return httpx.Response(status, json={"error": {"message": message, "code": None}})
+        return None
+
+    return Recorder(respond=respond)
+
+
+REFUSALS = [
+    (500, "The server had an error while processing your request.", ServerError),
+    (400, "Setting 'echo' and 'logprobs' at the same time is not supported.", BadRequestError),
+]
+
+
+@pytest.mark.parametrize(("status", "message", "error"), REFUSALS)
+@pytest.mark.parametrize("fallback", ["echo", "prompt_logprobs"])
+def test_a_failed_fallback_request_carries_the_usage_already_billed(
+    status: int, message: str, error: type[BackendError], fallback: str
+) -> None:
+    rec = fail_the_fallback(status, message)
+    befores = ["A fine film It was", "Dull and long It was"]
+    qs = [Query(b, ".", in_and_out(b, 3)) for b in befores]
+    with pytest.raises(error) as info:
+        backend(rec, top_logprobs=3, fallback=fallback).score(qs)
+    assert len(rec.requests) == 2  # the next-token request was answered, the fallback failed
+    first = FakeLM().completions(rec.bodies[0])["usage"]
+    assert first["prompt_tokens"] == sum(len(tokenize(b)) for b in befores)
+    assert info.value.usage == Usage(first["prompt_tokens"], first["completion_tokens"], 1)
+
+
+def test_every_answered_request_of_a_failed_call_is_charged() -> None:
+    calls: list[int] = []
+
+    def third_fails(body: dict[str, Any], request: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            return httpx.Response(503, json={"error": {"message": "overloaded"}})
+        return None
+
+    rec = Recorder(respond=third_fails)
+    qs = [Query(f"Item {i} It was", ".", (" great", " unheard-of")) for i in range(4)]
+    with pytest.raises(ServerError) as info:
+        backend(rec, top_logprobs=3, max_batch_size=2).score(qs)
+    answered = [FakeLM().completions(body)["usage"] for body in rec.bodies[:2]]
+    assert info.value.usage == Usage(
+        sum(u["prompt_tokens"] for u in answered), sum(u["completion_tokens"] for u in answered), 2
+    )
+
+
+def test_an_answer_that_cannot_be_used_was_still_billed_but_a_refusal_was_not() -> None:
+    def bare(body: dict[str, Any], request: Any) -> Any:
+        data = FakeLM().completions(body)
+        for choice in data["choices"]:
+            choice["logprobs"] = None
+        return httpx.Response(200, json=data)
+
+    q = Query("A fine film It was", ".", (" great", " bad"))
+    with pytest.raises(MalformedResponseError) as info:
+        backend(Recorder(respond=bare), top_logprobs=5).score([q])
+    assert info.value.usage == Usage(len(tokenize(q.before)), 1, 1)
+
+    def refuse(body: dict[str, Any], request: Any) -> Any:
+        return httpx.Response(429, json={"error": {"message": "slow down"}})
+
+    with pytest.raises(RateLimitError) as refused:
+        backend(Recorder(respond=refuse), top_logprobs=5).score([q])
+    assert refused.value.usage is None

@@ -19,7 +19,7 @@ from bdpl.errors import (
     RateLimitError,
     ServerError,
 )
-from bdpl.types import Query
+from bdpl.types import Query, Usage
 from tests.backends.openai_fakes import CANARY_KEY, FakeLM, Fault, FaultServer
 
 LM = FakeLM()
@@ -81,9 +81,12 @@ def test_a_fault_in_the_fallback_request_fails_the_whole_call(server: FaultServe
     top = list(LM.top(QUERIES[0].before, 18))
     missing = Query(QUERIES[0].before, ".", (top[0], " unheard"))
     server.script.extend([Fault(), Fault(502, {"error": {"message": "bad gateway"}})])
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as info:
         completions(server, top_logprobs=3).score([missing])
     assert [body.get("echo") for _, _, body in server.seen] == [None, True]
+    # The answered first request was billed: the error says so, for the metering layer.
+    [billed] = server.billed
+    assert info.value.usage == Usage(billed["prompt_tokens"], billed["completion_tokens"], 1)
 
 
 def test_a_label_missing_from_the_top_k_over_http(server: FaultServer) -> None:
