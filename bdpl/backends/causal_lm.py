@@ -33,6 +33,11 @@ class _Cont(NamedTuple):
     clean: bool  # all of before's ids are kept: ``ids`` are the text's own tokens
 
 
+def _next_token(query: Query, conts: Sequence[_Cont]) -> bool:
+    """Whether one next-token distribution scores all labels: each is one clean token."""
+    return is_trailing(query.after) and all(c.clean and len(c.ids) == 1 for c in conts)
+
+
 @dataclass
 class _Plan:
     """Rows to run, as parallel lists, and whether each query's answer is exact.
@@ -289,10 +294,7 @@ class CausalLMBackend:
             for q, ids in zip(queries, enc["input_ids"], strict=True)
         ]
         conts = self._in_context(whole, texts)
-        fast = [
-            is_trailing(q.after) and all(c.clean and len(c.ids) == 1 for c in cs)
-            for q, cs in zip(queries, conts, strict=True)
-        ]
+        fast = [_next_token(q, cs) for q, cs in zip(queries, conts, strict=True)]
         extras = [
             len(self._prefix) + (0 if f else max(c.keep + len(c.ids) for c in cs) - len(b.ids))
             for f, cs, b in zip(fast, conts, whole, strict=True)
@@ -310,10 +312,7 @@ class CausalLMBackend:
         if cut:
             redone = self._in_context([befores[i] for i in cut], [texts[i] for i in cut])
             for i, cs in zip(cut, redone, strict=True):
-                conts[i] = cs
-                fast[i] = is_trailing(queries[i].after) and all(
-                    c.clean and len(c.ids) == 1 for c in cs
-                )
+                conts[i], fast[i] = cs, _next_token(queries[i], cs)
         plan = _Plan([], [], [], [], [all(c.clean for c in cs) for cs in conts])
         for qi, (before, cs) in enumerate(zip(befores, conts, strict=True)):
             if fast[qi]:
