@@ -7,10 +7,11 @@ importing this module stays cheap.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import Query, Usage
@@ -189,6 +190,33 @@ def model_name(source: str | Path | None, model: Any) -> str:
     return str(name)
 
 
+def tokenizer_sha256(tokenizer: Any) -> str:
+    """A hash that changes whenever the tokenizer would encode some text differently.
+
+    A tokenizer decides the label ids and where inputs are cut, so it is part of a backend's
+    identity. Hashed: the class name, the Rust tokenizer's full definition (vocabulary,
+    merges, normalizer, pre-tokenizer, post-processor, added tokens) with keys sorted, the
+    special tokens and ``model_max_length``. The padding and truncation settings held by the
+    Rust tokenizer are left out: they change as the tokenizer is used, and no backend relies
+    on them.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition: Any = json.loads(backend.to_str())
+        definition.pop("padding", None)
+        definition.pop("truncation", None)
+    else:  # pragma: no cover - the backends accept only fast tokenizers
+        definition = sorted(tokenizer.get_vocab().items())
+    special = getattr(tokenizer, "special_tokens_map", {})
+    data = {
+        "class": type(tokenizer).__name__,
+        "definition": definition,
+        "special": {k: str(v) for k, v in special.items()},
+        "model_max_length": str(getattr(tokenizer, "model_max_length", None)),
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
     """The special tokens the tokenizer puts before and after one sequence.
 
@@ -300,6 +328,13 @@ def fit_to_limit(
     )
 
 
+class Before(NamedTuple):
+    """A query's text before the slot as it goes to the model: its token ids and its text."""
+
+    ids: list[int]
+    text: str
+
+
 def encode_befores(
     tokenizer: Any,
     queries: Sequence[Query],
@@ -307,8 +342,9 @@ def encode_befores(
     *,
     max_input_tokens: int | None,
     limit: int | None,
-) -> list[list[int]]:
-    """Token ids of each query's text before the slot, its inputs truncated to fit.
+    encoding: Any = None,
+) -> list[Before]:
+    """Token ids (and text) of each query's text before the slot, its inputs cut to fit.
 
     All texts are tokenised in one batched call; only the rare query that is too long is
     tokenised again to cut it.
@@ -322,13 +358,17 @@ def encode_befores(
             among them (the BDPL reference: 400 for one input, 200 each for a pair); ``None``
             for no cap.
         limit: the most tokens a whole sequence may have (``None``: no limit).
+        encoding: the tokenizer's output for the queries' ``before`` texts (ids and offsets,
+            no special tokens), when the caller has it already.
 
     Raises:
         UnsupportedQueryError: a sequence cannot fit even with its inputs removed.
     """
     texts = [q.before for q in queries]
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    out: list[list[int]] = []
+    enc = encoding
+    if enc is None:
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out: list[Before] = []
     for q, ids, offsets, extra in zip(
         queries, enc["input_ids"], enc["offset_mapping"], extras, strict=True
     ):
@@ -339,7 +379,7 @@ def encode_befores(
             starts = [s for s, _ in offsets]
             fits = all(sum(a <= s < b for s in starts) <= per_span for a, b in spans)
         if fits:
-            out.append(list(ids))
+            out.append(Before(list(ids), q.before))
             continue
         if not spans and limit is not None:
             raise UnsupportedQueryError(
@@ -351,7 +391,7 @@ def encode_befores(
             return len(tokenizer(t, add_special_tokens=False)["input_ids"]) + extra
 
         cut = fit_to_limit(tokenizer, q.before, spans, per_span=per_span, limit=limit, count=count)
-        out.append(list(tokenizer(cut, add_special_tokens=False)["input_ids"]))
+        out.append(Before(list(tokenizer(cut, add_special_tokens=False)["input_ids"]), cut))
     return out
 
 

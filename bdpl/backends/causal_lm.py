@@ -6,8 +6,9 @@ import inspect
 import string
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bdpl.backends import _hf
 from bdpl.errors import ConfigError, UnsupportedQueryError
@@ -24,19 +25,62 @@ def is_trailing(after: str) -> bool:
     return after.strip(_TRAILING) == ""
 
 
+class _Cont(NamedTuple):
+    """A label's (or label + after's) tokens in context, from ``tokenize(before + text)``."""
+
+    keep: int  # how many of before's ids stay in the context
+    ids: tuple[int, ...]  # the scored tokens that follow them
+    clean: bool  # all of before's ids are kept: ``ids`` are the text's own tokens
+
+
+def _next_token(query: Query, conts: Sequence[_Cont]) -> bool:
+    """Whether one next-token distribution scores all labels: each is one clean token."""
+    return is_trailing(query.after) and all(c.clean and len(c.ids) == 1 for c in conts)
+
+
+@dataclass
+class _Plan:
+    """Rows to run, as parallel lists, and whether each query's answer is exact.
+
+    A next-token row (label index -1) reads each of its query's labels' one token at its last
+    position (``reads`` has one id per label); a continuation row reads one label's tokens
+    (``reads``), which end the row.
+    """
+
+    owners: list[int]
+    rows: list[list[int]]
+    label_at: list[int]
+    reads: list[tuple[int, ...]]
+    exact: list[bool]
+
+    def add(self, owner: int, row: list[int], label: int, reads: tuple[int, ...]) -> None:
+        self.owners.append(owner)
+        self.rows.append(row)
+        self.label_at.append(label)
+        self.reads.append(reads)
+
+
 class CausalLMBackend:
     """Scores labels as continuations of the text with a causal LM.
 
-    A label's score is ``log p(label | before)``, the sum of its tokens' log-probs, each label
-    tokenised on its own (leading space included) after the tokens of ``before``:
+    A label's score is ``log p(label | before)``, the sum of its tokens' log-probs after the
+    tokens of ``before``. A label's tokens are those it has in context: the tail of
+    ``tokenize(before + label)`` after the ids of ``tokenize(before)``, not ``tokenize(label)``
+    (SentencePiece tokenizers of the legacy Llama-2/Mistral kind make ``" great"`` alone
+    ``▁ ▁great`` but ``▁great`` after ``"It was"``). When the tokenizer merges the label with
+    the end of ``before`` (the ids of ``before`` are then not a prefix), the continuation is
+    scored from the first token where the two differ, so it covers that end of ``before``
+    too, and the answer has ``exact=False``. Otherwise ``exact`` is True.
 
-    - When ``after`` is empty or only punctuation/space and every label is one token, one
-      forward pass per query scores all labels from the next-token distribution at the end
-      of ``before``. ``after`` is then ignored: it is the same for every label.
+    - When ``after`` is empty or only punctuation/space and every label is one token in
+      context (which may depend on how ``before`` ends), one forward pass per query scores
+      all labels from the next-token distribution at the end of ``before``. ``after`` is
+      then ignored: it is the same for every label.
     - Otherwise each label is scored as a full continuation, batched: with trailing
       punctuation ``after`` is still ignored (a multi-token label's own tokens are summed);
-      with other text after the slot the continuation is ``label + after``, so the score is
-      ``log p(label + after | before)``, which compares the labels in their full context.
+      with other text after the slot the continuation is ``label + after`` (tokenised in
+      context the same way), so the score is ``log p(label + after | before)``, which
+      compares the labels in their full context.
 
     Both paths give the same numbers for a one-token label. Sequences are padded on the left
     with explicit position ids, so every row's last token is in the last column and only the
@@ -145,15 +189,21 @@ class CausalLMBackend:
         self._lock = threading.Lock()
         self._name = name or _hf.model_name(source, self._model)
         sha = _hf.weights_sha256(source if source is not None else "", self._model, gguf_file)
+        tok_sha = _hf.tokenizer_sha256(tokenizer)
         extra = f":max_length={max_length}" if max_length else ""
         self._identity = (
-            f"causal_lm:{self._name}:{sha[:16]}:{max_input_tokens}"
+            f"causal_lm:{self._name}:{sha[:16]}:{tok_sha[:16]}:{max_input_tokens}"
             f":{str(self._dtype).removeprefix('torch.')}{extra}"
         )
 
     @property
     def identity(self) -> str:
-        """``causal_lm:<name or path>:<weights sha256[:16]>:<max_input_tokens>:<dtype>``."""
+        """``causal_lm:<name or path>:<weights>:<tokenizer>:<max_input_tokens>:<dtype>``
+
+        ``<weights>`` and ``<tokenizer>`` are the first 16 hex digits of their sha256 (the
+        tokenizer decides the label ids and where inputs are cut); ``:max_length=N`` is
+        appended when ``max_length`` was given.
+        """
         return self._identity
 
     @property
@@ -167,7 +217,12 @@ class CausalLMBackend:
         return self._max_batch_size
 
     def label_token_ids(self, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
-        """The token ids of each label as it stands in the slot.
+        """Check label words up front; returns each label's token ids on its own.
+
+        ``score`` does not use these ids: a label is scored by the tokens it has in context
+        (see :meth:`_in_context`), which differ for SentencePiece tokenizers that put a
+        ``▁`` before the text (``" great"`` alone is ``▁ ▁great``, after ``"It was"`` it is
+        ``▁great``).
 
         Raises:
             ConfigError: a label is empty or has a token the tokenizer cannot represent.
@@ -192,65 +247,107 @@ class CausalLMBackend:
         self._label_ids[key] = result
         return result
 
-    def _plan(
-        self, queries: Sequence[Query]
-    ) -> tuple[list[int], list[list[int]], list[int], list[tuple[int, ...] | None]]:
-        """Rows to run as parallel lists: owner query, token ids, label index, continuation.
+    def _in_context(
+        self, befores: Sequence[_hf.Before], texts: Sequence[Sequence[str]]
+    ) -> list[list[_Cont]]:
+        """How each text (a label, or label + after) tokenises after its query's ``before``.
 
-        A next-token row (label index -1, continuation ``None``) scores all of a query's
-        labels at its last position; a continuation row scores one label's tokens.
+        ``before + text`` is tokenised as a whole, in one batched call for all queries. When
+        the ids of ``before`` are a prefix of the result, the rest are the text's tokens in
+        context. When the tokenizer merged the text with the end of ``before`` (``"it was
+        gre" + "at"``), the continuation starts where the two first differ, so it covers
+        some of ``before`` too and the answer is not exact.
+
+        Raises:
+            ConfigError: a text adds no tokens after ``before``.
         """
-        owners: list[int] = []
-        rows: list[list[int]] = []
-        label_at: list[int] = []
-        conts: list[tuple[int, ...] | None] = []
-        plans: list[tuple[bool, list[tuple[int, ...]]]] = []
+        flat = [b.text + t for b, ts in zip(befores, texts, strict=True) for t in ts]
+        enc = self._tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        out: list[list[_Cont]] = []
+        k = 0
+        for b, ts in zip(befores, texts, strict=True):
+            conts: list[_Cont] = []
+            for text in ts:
+                full = list(enc[k])
+                k += 1
+                n = len(b.ids)
+                shared = zip(b.ids, full, strict=False)
+                p = next((i for i, (x, y) in enumerate(shared) if x != y), min(n, len(full)))
+                if p == len(full):
+                    raise ConfigError(f"{text!r} adds no tokens after {b.text[-40:]!r}")
+                conts.append(_Cont(p, tuple(full[p:]), p == n))
+            out.append(conts)
+        return out
+
+    def _plan(self, queries: Sequence[Query]) -> _Plan:
+        """The rows to run for ``queries`` (see :class:`_Plan`)."""
+        texts: list[list[str]] = []
         for q in queries:
-            label_ids = self.label_token_ids(q.labels)
+            self.label_token_ids(q.labels)  # clear errors for unrepresentable labels
             trailing = is_trailing(q.after)
-            if trailing:
-                cont_ids = list(label_ids)
-            else:
-                cont_ids = [
-                    tuple(self._tokenizer(lab + q.after, add_special_tokens=False)["input_ids"])
-                    for lab in q.labels
-                ]
-            plans.append((trailing and all(len(t) == 1 for t in label_ids), cont_ids))
+            texts.append(list(q.labels) if trailing else [lab + q.after for lab in q.labels])
+        enc = self._tokenizer(
+            [q.before for q in queries], add_special_tokens=False, return_offsets_mapping=True
+        )
+        whole = [
+            _hf.Before(list(ids), q.before)
+            for q, ids in zip(queries, enc["input_ids"], strict=True)
+        ]
+        conts = self._in_context(whole, texts)
+        fast = [_next_token(q, cs) for q, cs in zip(queries, conts, strict=True)]
+        extras = [
+            len(self._prefix) + (0 if f else max(c.keep + len(c.ids) for c in cs) - len(b.ids))
+            for f, cs, b in zip(fast, conts, whole, strict=True)
+        ]
         befores = _hf.encode_befores(
             self._tokenizer,
             queries,
-            [len(self._prefix) + (0 if nt else max(map(len, c))) for nt, c in plans],
+            extras,
             max_input_tokens=self._max_input_tokens,
             limit=self._limit,
+            encoding=enc,
         )
-        for qi, (before, (next_token, cont_ids)) in enumerate(zip(befores, plans, strict=True)):
-            ctx = [*self._prefix, *before]
-            if not ctx:
-                if self._start is None:
-                    raise UnsupportedQueryError(
-                        "the text before the slot is empty and the tokenizer has no start token"
-                    )
-                ctx = [self._start]
-            if next_token:
-                owners.append(qi)
-                rows.append(ctx)
-                label_at.append(-1)
-                conts.append(None)
+        # A cut text may end differently, and the labels then tokenise differently after it.
+        cut = [i for i, (b, w) in enumerate(zip(befores, whole, strict=True)) if b.text != w.text]
+        if cut:
+            redone = self._in_context([befores[i] for i in cut], [texts[i] for i in cut])
+            for i, cs in zip(cut, redone, strict=True):
+                conts[i], fast[i] = cs, _next_token(queries[i], cs)
+        plan = _Plan([], [], [], [], [all(c.clean for c in cs) for cs in conts])
+        for qi, (before, cs) in enumerate(zip(befores, conts, strict=True)):
+            if fast[qi]:
+                plan.add(qi, self._context(before.ids), -1, tuple(c.ids[0] for c in cs))
                 continue
-            for li, cont in enumerate(cont_ids):
-                owners.append(qi)
-                rows.append([*ctx, *cont])
-                label_at.append(li)
-                conts.append(cont)
-        return owners, rows, label_at, conts
+            for li, c in enumerate(cs):
+                plan.add(qi, [*self._context(before.ids[: c.keep]), *c.ids], li, c.ids)
+        if self._limit is not None:
+            longest = max(map(len, plan.rows), default=0)
+            if longest > self._limit:
+                # Only when cutting the input changed how a label tokenises after it.
+                raise UnsupportedQueryError(
+                    f"a sequence is {longest} tokens after cutting the inputs; "
+                    f"the model takes {self._limit}"
+                )
+        return plan
+
+    def _context(self, ids: list[int]) -> list[int]:
+        """The special tokens before the text, then ``ids``; a start token if both are empty."""
+        ctx = [*self._prefix, *ids]
+        if not ctx:
+            if self._start is None:
+                raise UnsupportedQueryError(
+                    "the text before the slot is empty and the tokenizer has no start token"
+                )
+            ctx = [self._start]
+        return ctx
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
-        owners, rows, _, _ = self._plan(queries)
-        lengths = [len(r) for r in rows]
+        plan = self._plan(queries)
+        lengths = [len(r) for r in plan.rows]
         batches = list(_hf.length_batches(lengths, self._batch_size))
         total = Usage()
-        for u in _hf.usage_per_query(len(queries), owners, lengths, batches):
+        for u in _hf.usage_per_query(len(queries), plan.owners, lengths, batches):
             total = total + u
         return total
 
@@ -265,7 +362,8 @@ class CausalLMBackend:
 
         if not queries:
             return []
-        owners, rows, label_at, conts = self._plan(queries)
+        plan = self._plan(queries)
+        owners, rows, reads = plan.owners, plan.rows, plan.reads
         lengths = [len(r) for r in rows]
         batches = list(_hf.length_batches(lengths, self._batch_size))
         scores = [[0.0] * len(q.labels) for q in queries]
@@ -273,7 +371,8 @@ class CausalLMBackend:
             for batch in batches:
                 # Positions each row reads, counted back from its last token: the last one
                 # for a next-token row, the c before it for a c-token continuation.
-                need = [1 if conts[i] is None else len(conts[i] or ()) + 1 for i in batch]
+                next_token = [plan.label_at[i] < 0 for i in batch]
+                need = [1 if plan.label_at[i] < 0 else len(reads[i]) + 1 for i in batch]
                 keep = max(need)
                 # (row, position among the kept ones, token) to read, and whose score it adds to;
                 # gathered on the device so only these numbers are copied back.
@@ -282,20 +381,20 @@ class CausalLMBackend:
                 token: list[int] = []
                 where: list[tuple[int, int]] = []
                 for b, i in enumerate(batch):
-                    qi, cont = owners[i], conts[i]
-                    if cont is None:
-                        for li, toks in enumerate(self.label_token_ids(queries[qi].labels)):
+                    qi = owners[i]
+                    if next_token[b]:
+                        for li, t in enumerate(reads[i]):
                             row_at.append(b)
                             pos_at.append(keep - 1)
-                            token.append(toks[0])
+                            token.append(t)
                             where.append((qi, li))
                         continue
-                    c = len(cont)
-                    for j, t in enumerate(cont):
+                    c = len(reads[i])
+                    for j, t in enumerate(reads[i]):
                         row_at.append(b)
                         pos_at.append(keep - 1 - c + j)
                         token.append(t)
-                        where.append((qi, label_at[i]))
+                        where.append((qi, plan.label_at[i]))
                 logprobs = self._tail_logprobs([rows[i] for i in batch], keep)
                 dev = logprobs.device
                 picked = logprobs[
@@ -306,7 +405,10 @@ class CausalLMBackend:
                 for (qi, li), value in zip(where, picked, strict=True):
                     scores[qi][li] += value
         usages = _hf.usage_per_query(len(queries), owners, lengths, batches)
-        return [LabelScores(tuple(s), u) for s, u in zip(scores, usages, strict=True)]
+        return [
+            LabelScores(tuple(s), u, exact)
+            for s, u, exact in zip(scores, usages, plan.exact, strict=True)
+        ]
 
     def _tail_logprobs(self, rows: list[list[int]], keep: int) -> torch.Tensor:
         """Log-softmax over the vocabulary at each row's last ``keep`` positions.

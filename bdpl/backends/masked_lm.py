@@ -47,10 +47,14 @@ class MaskedLMBackend:
             once); default ``8 * batch_size``. A call's queries are sorted by length before
             they are cut into forward passes, so a larger call pads less.
         label_token_policy: how a label word of several sub-tokens is scored. ``"first"``
-            (the BDPL reference): its first sub-token at one mask; the labels' first
-            sub-tokens must then differ. ``"mean"``/``"sum"``: as many masks as sub-tokens,
-            the mean/sum of each sub-token's log-prob at its mask (one extra sequence per
-            distinct sub-token count).
+            (the BDPL reference): its first sub-token at one mask, an upper bound on the
+            word's probability; the labels' first sub-tokens must then differ.
+            ``"mean"``/``"sum"``: as many masks as sub-tokens, the mean/sum of each
+            sub-token's log-prob at its mask (one extra sequence per distinct sub-token
+            count). The sum treats the masks as independent, so it is not the word's joint
+            log-probability either, and the mean is not a log-probability at all. Hence a
+            query's answer has ``exact=True`` only when every one of its labels is a single
+            sub-token (where all three policies give the same number), whatever the policy.
         max_input_tokens: the most tokens the inputs keep, split evenly among a query's inputs
             (the reference: 400 for one sentence, 200 each for a pair). Only input text is
             cut (from its end), never the prompt, the template or the mask.
@@ -122,17 +126,21 @@ class MaskedLMBackend:
         self._lock = threading.Lock()
         self._name = _hf.model_name(source, self._model)
         sha = _hf.weights_sha256(source if source is not None else "", self._model)
+        tok_sha = _hf.tokenizer_sha256(tokenizer)
         extra = f":max_length={max_length}" if max_length else ""
         self._identity = (
-            f"masked_lm:{self._name}:{sha[:16]}:{label_token_policy}:{max_input_tokens}"
-            f":{str(self._dtype).removeprefix('torch.')}{extra}"
+            f"masked_lm:{self._name}:{sha[:16]}:{tok_sha[:16]}:{label_token_policy}"
+            f":{max_input_tokens}:{str(self._dtype).removeprefix('torch.')}{extra}"
         )
 
     @property
     def identity(self) -> str:
-        """``masked_lm:<name or path>:<weights sha256[:16]>:<policy>:<max_input_tokens>:<dtype>``
+        """``masked_lm:<name>:<weights>:<tokenizer>:<policy>:<max_input_tokens>:<dtype>``
 
-        ``:max_length=N`` is appended when ``max_length`` was given.
+        ``<weights>`` and ``<tokenizer>`` are the first 16 hex digits of their sha256;
+        ``:max_length=N`` is appended when ``max_length`` was given. The tokenizer's hash
+        (:func:`~bdpl.backends._hf.tokenizer_sha256`) counts because it decides the label
+        ids and where inputs are cut.
         """
         return self._identity
 
@@ -211,13 +219,14 @@ class MaskedLMBackend:
         for q in queries:
             label_ids = self.label_token_ids(q.labels)
             counts.append([1] if self._policy == "first" else sorted({len(t) for t in label_ids}))
-        befores = _hf.encode_befores(
+        encoded = _hf.encode_befores(
             self._tokenizer,
             queries,
             [fixed + max(k) + len(a) for k, a in zip(counts, afters, strict=True)],
             max_input_tokens=self._max_input_tokens,
             limit=self._limit,
         )
+        befores = [b.ids for b in encoded]
         for qi, (before, after) in enumerate(zip(befores, afters, strict=True)):
             for k in counts[qi]:
                 owners.append(qi)
@@ -293,8 +302,13 @@ class MaskedLMBackend:
                     parts[qi][li].append(value)
         usages = _hf.usage_per_query(len(queries), owners, lengths, batches)
         reduce = (lambda v: sum(v) / len(v)) if self._policy == "mean" else sum
+        # Only a one-sub-token label is scored by its log-probability (see the class docstring).
         return [
-            LabelScores(tuple(float(reduce(v)) for v in parts[qi]), usages[qi])
+            LabelScores(
+                tuple(float(reduce(v)) for v in parts[qi]),
+                usages[qi],
+                exact=all(len(t) == 1 for t in labels[qi]),
+            )
             for qi in range(len(queries))
         ]
 

@@ -11,7 +11,7 @@ import pytest
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example, Task
 from bdpl.types import Query
-from tests.backends.tiny_models import tiny_causal_lm, tiny_tokenizer
+from tests.backends.tiny_models import legacy_llama_tokenizer, tiny_causal_lm, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
@@ -145,13 +145,75 @@ def test_truncation_cuts_only_the_input(lm: Any, tok: Any) -> None:
     q = REVIEW.render(["great"], Example(long))
     cut = tok.decode(tok(long, add_special_tokens=False)["input_ids"][:4])
     short = REVIEW.render(["great"], Example(cut))
-    assert backend._plan([q])[1] == backend._plan([short])[1]
+    assert backend._plan([q]).rows == backend._plan([short]).rows
     assert backend.score([q])[0].logprobs == pytest.approx(backend.score([short])[0].logprobs)
 
 
 def test_unknown_label_is_a_config_error(tiny: CausalLMBackend) -> None:
     with pytest.raises(ConfigError, match="cannot represent"):
         tiny.score([Query("it was", "", (" good", " Ωmega"))])
+
+
+def in_context_reference(model: Any, tok: Any, before: str, cont: str) -> float:
+    """log p(cont | before) with cont's tokens as ``tok(before + cont)`` has them after before."""
+    ctx = tok(before)["input_ids"]
+    full = tok(before + cont)["input_ids"]
+    assert full[: len(ctx)] == ctx  # the premise: no merge across the boundary
+    ids = torch.tensor([full])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
+    return sum(float(lp[j - 1, full[j]]) for j in range(len(ctx), len(full)))
+
+
+@pytest.fixture(scope="module")
+def legacy_tok() -> Any:
+    return legacy_llama_tokenizer()
+
+
+def test_legacy_sentencepiece_labels_use_their_tokens_in_context(legacy_tok: Any) -> None:
+    tok = legacy_tok
+    model = tiny_causal_lm(tok)
+    backend = CausalLMBackend(model, tok, device="cpu", batch_size=4)
+    # The premise: alone " great" gets an extra "▁" token that it does not have in context.
+    assert tok.convert_ids_to_tokens(tok(" great", add_special_tokens=False)["input_ids"]) == [
+        "▁",
+        "▁great",
+    ]
+    assert tok.convert_ids_to_tokens(tok("it was great")["input_ids"])[-1] == "▁great"
+    fast = [Query(q.before, ".", (" bad", " great")) for q in queries()]
+    got = backend.score(fast)
+    assert sum(s.usage.requests for s in got) == 2  # one token each in context: next-token path
+    slow = [Query(q.before, "", (" bad", " great", " superb")) for q in queries()[:3]]
+    slow.append(Query("it was", " and the film too.", (" bad", " great")))
+    got += backend.score(slow)
+    for q, s in zip(fast + slow, got, strict=True):
+        text = "" if is_trailing(q.after) else q.after
+        want = [in_context_reference(model, tok, q.before, lab + text) for lab in q.labels]
+        assert s.logprobs == pytest.approx(want, abs=1e-5)
+        assert s.exact
+
+
+def test_label_merged_with_the_text_before_is_scored_in_context_and_not_exact(
+    tiny: CausalLMBackend, lm: Any, tok: Any
+) -> None:
+    # "it was gre" ends in " g" "re", but "it was gre" + "at" is "it" " was" " great".
+    before, labels = "it was gre", ("at", " bad")
+    full = tok(before + "at", add_special_tokens=False)["input_ids"]
+    assert tok(before, add_special_tokens=False)["input_ids"][:3] != full  # the premise
+    got = tiny.score([Query(before, ".", labels)])[0]
+    assert not got.exact
+    # "at" is scored as " great" after "it was", the tokens from where the two differ.
+    merged = reference(lm, tok, "it was", " great")
+    assert got.logprobs == pytest.approx([merged, reference(lm, tok, before, " bad")], abs=1e-5)
+    assert tiny.score([Query("it was", ".", (" great", " bad"))])[0].exact
+
+
+def test_identity_includes_the_tokenizer(lm: Any, tok: Any, legacy_tok: Any) -> None:
+    a = CausalLMBackend(lm, tok, device="cpu")
+    assert a.identity == CausalLMBackend(lm, tok, device="cpu").identity
+    assert a.identity == CausalLMBackend(lm, tiny_tokenizer(), device="cpu").identity
+    assert a.identity != CausalLMBackend(lm, tiny_tokenizer(vocab_size=250), device="cpu").identity
+    assert a.identity != CausalLMBackend(lm, legacy_tok, device="cpu").identity
 
 
 def test_identity_and_options(lm: Any, tok: Any, tiny: CausalLMBackend) -> None:

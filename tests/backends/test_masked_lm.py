@@ -184,6 +184,23 @@ def test_multi_token_policies_use_one_mask_per_subtoken(mlm: Any, tok: Any, poli
         assert value == pytest.approx(want, abs=1e-5)
 
 
+@pytest.mark.parametrize("policy", ["first", "mean", "sum"])
+def test_exact_only_when_every_label_is_one_subtoken(mlm: Any, tok: Any, policy: str) -> None:
+    """A several-sub-token label gets a bound (first) or no log-probability (mean, sum)."""
+    assert len(tok(" terrific", add_special_tokens=False)["input_ids"]) == 2  # the premise
+    backend = MaskedLMBackend(mlm, tok, device="cpu", label_token_policy=policy)  # type: ignore[arg-type]
+    single, multi = backend.score(
+        [Query("it was", ".", LABELS), Query("it was", ".", (" terrific", " bad"))]
+    )
+    assert single.exact and not multi.exact
+
+
+def test_identity_includes_the_tokenizer(mlm: Any, tok: Any) -> None:
+    a = MaskedLMBackend(mlm, tok, device="cpu")
+    assert a.identity == MaskedLMBackend(mlm, tiny_tokenizer(), device="cpu").identity
+    assert a.identity != MaskedLMBackend(mlm, tiny_tokenizer(vocab_size=250), device="cpu").identity
+
+
 def test_identity_names_model_weights_and_settings(mlm: Any, tok: Any) -> None:
     a = MaskedLMBackend(mlm, tok, device="cpu")
     other = tiny_mlm(tok, seed=1)

@@ -19,7 +19,7 @@ CORPUS = [
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 
 
-def tiny_tokenizer() -> Any:
+def tiny_tokenizer(vocab_size: int = 400) -> Any:
     """A byte-level BPE tokenizer with RoBERTa's special tokens and post-processing.
 
     Its alphabet is only the characters of :data:`CORPUS`, so other characters (e.g. "Ω")
@@ -32,7 +32,7 @@ def tiny_tokenizer() -> Any:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = BpeTrainer(vocab_size=400, special_tokens=SPECIALS, show_progress=False)
+    trainer = BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False)
     tok.train_from_iterator(CORPUS * 3, trainer)
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     mask = AddedToken("<mask>", lstrip=True, rstrip=False, special=True)
@@ -46,6 +46,34 @@ def tiny_tokenizer() -> Any:
         pad_token="<pad>",
         unk_token="<unk>",
         mask_token=mask,
+    )
+
+
+def legacy_llama_tokenizer() -> Any:
+    """A SentencePiece-style BPE tokenizer that, like legacy Llama-2/Mistral, prepends ``▁``.
+
+    As in those tokenizers' ``tokenizer.json``, the normalizer puts a ``▁`` before the text and
+    turns spaces into ``▁``, so a label with a leading space tokenised on its own gets an extra
+    token (``" great"`` is ``▁ ▁great``) that it does not have in context (``"it was great"``
+    is ``▁it ▁was ▁great``). A ``<s>`` starts every sequence.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import BpeTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    # Splitting before each ▁ keeps BPE merges within words, as SentencePiece's do.
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    specials = ["<unk>", "<s>", "</s>"]
+    trainer = BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(CORPUS * 3, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
 
 
