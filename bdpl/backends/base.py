@@ -33,8 +33,8 @@ class Backend(Protocol):
     """Turns queries into label log-probabilities.
 
     Attributes:
-        identity: a stable string naming provider, model, endpoint (host, port, path) and every scoring
-            setting that changes the answer. It is part of every cache key, so two backends
+        identity: a stable string naming provider, model, endpoint (host, port, path) and
+            every scoring setting that changes the answer. It is part of every cache key, so two backends
             with the same identity must give the same answers. Never a secret.
     """
 
