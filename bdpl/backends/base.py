@@ -34,8 +34,8 @@ class Backend(Protocol):
 
     Attributes:
         identity: a stable string naming provider, model, endpoint (host, port, path) and
-            every scoring setting that changes the answer. It is part of every cache key, so two backends
-            with the same identity must give the same answers. Never a secret.
+            every scoring setting that changes the answer. It is part of every cache key, so
+            two backends with the same identity must give the same answers. Never a secret.
     """
 
     @property
