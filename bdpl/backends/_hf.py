@@ -27,6 +27,20 @@ _hash_lock = threading.Lock()
 _file_hashes: dict[tuple[str, int, int], str] = {}
 
 
+def check_sizes(batch_size: int, max_batch_size: int | None, max_input_tokens: int | None) -> None:
+    """Check the batching and truncation settings both local backends take.
+
+    Raises:
+        ConfigError: a size below 1.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if max_batch_size is not None and max_batch_size < 1:
+        raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
+    if max_input_tokens is not None and max_input_tokens < 1:
+        raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch.
 
@@ -414,6 +428,74 @@ def load_pretrained(auto_class: Any, source: str | Path, dtype: torch.dtype, **k
         raise ModelNotFoundError(f"cannot load model {str(source)!r}: {exc}") from exc
 
 
+def load_model_and_tokenizer(
+    auto_class: Any,
+    model: Any,
+    source: str | Path | None,
+    tokenizer: Any,
+    dtype: torch.dtype,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """The model and its fast tokenizer, loaded from ``source`` unless given as objects.
+
+    Args:
+        auto_class: the ``transformers`` auto class to load the model with.
+        model: the model object; used as is when ``source`` is ``None``.
+        source: a hub name, folder or file to load from, or ``None`` for ``model`` itself.
+        tokenizer: a tokenizer, or ``None`` to load it from ``source``.
+        dtype: the dtype to load the weights in.
+        **kwargs: passed to both ``from_pretrained`` calls (e.g. ``gguf_file``).
+
+    Raises:
+        ConfigError: a model object without a tokenizer, or a slow tokenizer.
+        ModelNotFoundError: the model cannot be loaded.
+    """
+    loaded: Any = model
+    if source is not None:
+        from transformers import AutoTokenizer
+
+        loaded = load_pretrained(auto_class, source, dtype, **kwargs)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)
+    elif tokenizer is None:
+        raise ConfigError("pass the tokenizer along with a model object")
+    check_fast(tokenizer)
+    return loaded, tokenizer
+
+
+def identity_hashes(
+    source: str | Path | None,
+    model: Any,
+    tokenizer: Any,
+    gguf_file: str | None = None,
+) -> tuple[str, str]:
+    """The weights' and tokenizer's hashes for an identity: first 16 hex digits of each."""
+    sha = weights_sha256(source if source is not None else "", model, gguf_file)
+    return sha[:16], tokenizer_sha256(tokenizer)[:16]
+
+
+def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    """Each label's token ids on its own (no special tokens).
+
+    Raises:
+        ConfigError: a label is empty or has a token the tokenizer cannot represent (its
+            unknown token).
+    """
+    unk = tokenizer.unk_token_id
+    ids: list[tuple[int, ...]] = []
+    for label in labels:
+        toks = tuple(tokenizer(label, add_special_tokens=False)["input_ids"])
+        if not toks:
+            raise ConfigError(f"label {label!r} has no tokens")
+        if unk is not None and unk in toks:
+            raise ConfigError(
+                f"label {label!r} contains a token the tokenizer cannot represent "
+                f"(it becomes {tokenizer.unk_token!r}); choose another label word"
+            )
+        ids.append(toks)
+    return tuple(ids)
+
+
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Indices grouped into batches of similar length (longest first), so padding is small.
 
@@ -460,6 +542,18 @@ def usage_per_query(
     for batch in batches:
         requests[owners[batch[0]]] += 1
     return [Usage(t, 0, r) for t, r in zip(tokens, requests, strict=True)]
+
+
+def total_usage(
+    n_queries: int, owners: Sequence[int], rows: Sequence[Sequence[int]], batch_size: int
+) -> Usage:
+    """What running ``rows`` in batches of ``batch_size`` costs: a backend's ``estimate``."""
+    lengths = [len(r) for r in rows]
+    batches = list(length_batches(lengths, batch_size))
+    total = Usage()
+    for u in usage_per_query(n_queries, owners, lengths, batches):
+        total = total + u
+    return total
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -135,13 +135,8 @@ class CausalLMBackend:
         max_input_tokens: int | None = None,
         max_length: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if max_batch_size is not None and max_batch_size < 1:
-            raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        if max_input_tokens is not None and max_input_tokens < 1:
-            raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        _hf.check_sizes(batch_size, max_batch_size, max_input_tokens)
+        from transformers import AutoModelForCausalLM
 
         self._device = _hf.resolve_device(device)
         self._dtype = _hf.resolve_dtype(dtype, self._device)
@@ -158,15 +153,10 @@ class CausalLMBackend:
                 source, gguf_file = path.parent, path.name
         else:
             source = None
-        loaded: Any = model
-        if source is not None:
-            kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-            loaded = _hf.load_pretrained(AutoModelForCausalLM, source, self._dtype, **kwargs)
-            if tokenizer is None:
-                tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)
-        elif tokenizer is None:
-            raise ConfigError("pass the tokenizer along with a model object")
-        _hf.check_fast(tokenizer)
+        kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+        loaded, tokenizer = _hf.load_model_and_tokenizer(
+            AutoModelForCausalLM, model, source, tokenizer, self._dtype, **kwargs
+        )
         self._model = loaded.to(device=self._device, dtype=self._dtype).eval()
         self._tokenizer = tokenizer
         # Only special tokens put before the text matter: nothing follows the label.
@@ -188,11 +178,10 @@ class CausalLMBackend:
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
         self._name = name or _hf.model_name(source, self._model)
-        sha = _hf.weights_sha256(source if source is not None else "", self._model, gguf_file)
-        tok_sha = _hf.tokenizer_sha256(tokenizer)
+        sha, tok_sha = _hf.identity_hashes(source, self._model, tokenizer, gguf_file)
         extra = f":max_length={max_length}" if max_length else ""
         self._identity = (
-            f"causal_lm:{self._name}:{sha[:16]}:{tok_sha[:16]}:{max_input_tokens}"
+            f"causal_lm:{self._name}:{sha}:{tok_sha}:{max_input_tokens}"
             f":{str(self._dtype).removeprefix('torch.')}{extra}"
         )
 
@@ -228,24 +217,9 @@ class CausalLMBackend:
             ConfigError: a label is empty or has a token the tokenizer cannot represent.
         """
         key = tuple(labels)
-        cached = self._label_ids.get(key)
-        if cached is not None:
-            return cached
-        unk = self._tokenizer.unk_token_id
-        ids: list[tuple[int, ...]] = []
-        for label in key:
-            toks = tuple(self._tokenizer(label, add_special_tokens=False)["input_ids"])
-            if not toks:
-                raise ConfigError(f"label {label!r} has no tokens")
-            if unk is not None and unk in toks:
-                raise ConfigError(
-                    f"label {label!r} contains a token the tokenizer cannot represent "
-                    f"(it becomes {self._tokenizer.unk_token!r}); choose another label word"
-                )
-            ids.append(toks)
-        result = tuple(ids)
-        self._label_ids[key] = result
-        return result
+        if key not in self._label_ids:
+            self._label_ids[key] = _hf.label_token_ids(self._tokenizer, key)
+        return self._label_ids[key]
 
     def _in_context(
         self, befores: Sequence[_hf.Before], texts: Sequence[Sequence[str]]
@@ -344,12 +318,7 @@ class CausalLMBackend:
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
         plan = self._plan(queries)
-        lengths = [len(r) for r in plan.rows]
-        batches = list(_hf.length_batches(lengths, self._batch_size))
-        total = Usage()
-        for u in _hf.usage_per_query(len(queries), plan.owners, lengths, batches):
-            total = total + u
-        return total
+        return _hf.total_usage(len(queries), plan.owners, plan.rows, self._batch_size)
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
         """Score each query's labels (see the class docstring).

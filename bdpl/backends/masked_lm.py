@@ -85,25 +85,15 @@ class MaskedLMBackend:
             raise ConfigError(
                 f"label_token_policy must be one of {_POLICIES}, got {label_token_policy!r}"
             )
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if max_batch_size is not None and max_batch_size < 1:
-            raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        if max_input_tokens is not None and max_input_tokens < 1:
-            raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        _hf.check_sizes(batch_size, max_batch_size, max_input_tokens)
+        from transformers import AutoModelForMaskedLM
 
         self._device = _hf.resolve_device(device)
         self._dtype = _hf.resolve_dtype(dtype, self._device)
         source = model if isinstance(model, (str, Path)) else None
-        loaded: Any = model
-        if source is not None:
-            loaded = _hf.load_pretrained(AutoModelForMaskedLM, source, self._dtype)
-            if tokenizer is None:
-                tokenizer = AutoTokenizer.from_pretrained(str(source))
-        elif tokenizer is None:
-            raise ConfigError("pass the tokenizer along with a model object")
-        _hf.check_fast(tokenizer)
+        loaded, tokenizer = _hf.load_model_and_tokenizer(
+            AutoModelForMaskedLM, model, source, tokenizer, self._dtype
+        )
         if tokenizer.mask_token_id is None:
             raise ConfigError(f"tokenizer {type(tokenizer).__name__} has no mask token")
         self._model = loaded.to(device=self._device, dtype=self._dtype).eval()
@@ -125,11 +115,10 @@ class MaskedLMBackend:
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
         self._name = _hf.model_name(source, self._model)
-        sha = _hf.weights_sha256(source if source is not None else "", self._model)
-        tok_sha = _hf.tokenizer_sha256(tokenizer)
+        sha, tok_sha = _hf.identity_hashes(source, self._model, tokenizer)
         extra = f":max_length={max_length}" if max_length else ""
         self._identity = (
-            f"masked_lm:{self._name}:{sha[:16]}:{tok_sha[:16]}:{label_token_policy}"
+            f"masked_lm:{self._name}:{sha}:{tok_sha}:{label_token_policy}"
             f":{max_input_tokens}:{str(self._dtype).removeprefix('torch.')}{extra}"
         )
 
@@ -175,18 +164,7 @@ class MaskedLMBackend:
         cached = self._label_ids.get(key)
         if cached is not None:
             return cached
-        unk = self._tokenizer.unk_token_id
-        ids: list[tuple[int, ...]] = []
-        for label in key:
-            toks = tuple(self._tokenizer(label, add_special_tokens=False)["input_ids"])
-            if not toks:
-                raise ConfigError(f"label {label!r} has no tokens")
-            if unk is not None and unk in toks:
-                raise ConfigError(
-                    f"label {label!r} contains a token the tokenizer cannot represent "
-                    f"(it becomes {self._tokenizer.unk_token!r}); choose another label word"
-                )
-            ids.append(toks)
+        ids = _hf.label_token_ids(self._tokenizer, key)
         if self._policy == "first":
             firsts: dict[int, str] = {}
             for label, toks in zip(key, ids, strict=True):
@@ -197,9 +175,8 @@ class MaskedLMBackend:
                         "label_token_policy='mean' or other label words"
                     )
                 firsts[toks[0]] = label
-        result = tuple(ids)
-        self._label_ids[key] = result
-        return result
+        self._label_ids[key] = ids
+        return ids
 
     def _plan(
         self, queries: Sequence[Query]
@@ -238,12 +215,7 @@ class MaskedLMBackend:
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
         owners, rows, _, _ = self._plan(queries)
-        lengths = [len(r) for r in rows]
-        batches = list(_hf.length_batches(lengths, self._batch_size))
-        total = Usage()
-        for u in _hf.usage_per_query(len(queries), owners, lengths, batches):
-            total = total + u
-        return total
+        return _hf.total_usage(len(queries), owners, rows, self._batch_size)
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
         """Score each query's labels at the mask (see the class docstring).
