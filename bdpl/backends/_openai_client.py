@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bdpl.backends._openai_errors import translate_openai_errors
+from bdpl.backends._toplogprobs import token_counter
 from bdpl.errors import BackendError, ConfigError, MalformedResponseError
 from bdpl.types import Usage
 
@@ -71,6 +72,44 @@ def endpoint_id(client: openai.OpenAI) -> str:
     # ``netloc`` is host[:port] without user info; IPv6 hosts keep their brackets.
     netloc = bytes(url.netloc).decode("ascii") or "unknown-host"
     return netloc + str(url.path).rstrip("/")
+
+
+class ClientBackend:
+    """What the OpenAI-style backends share: the SDK client, its endpoint, the model's name.
+
+    Subclasses check their own settings, then call this ``__init__``.
+
+    Args:
+        model: the model name as the endpoint knows it (also used to look up prices).
+        client: a ready client, or ``None`` for a new one (see :func:`build_client`).
+        api_key: the API key; exclusive with ``client``.
+        base_url: an OpenAI-compatible endpoint; exclusive with ``client``.
+        timeout: seconds per HTTP request.
+
+    Raises:
+        ConfigError: a timeout that is not positive, or as :func:`build_client`.
+    """
+
+    is_local = False
+    pair_separator = "\n"
+
+    def __init__(
+        self,
+        model: str,
+        client: openai.OpenAI | None,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+    ) -> None:
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be positive, got {timeout!r}")
+        self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
+        # Identities name the endpoint, never the key (see :func:`endpoint_id`).
+        self._endpoint = endpoint_id(self._client)
+        self.model = model
+        self.timeout = timeout
+        self._count_tokens = token_counter(model)
 
 
 class Billing:
@@ -193,6 +232,17 @@ def top_from_entries(entries: Any, what: str) -> dict[str, float]:
         if value > _CHAT_FLOOR:
             top.setdefault(entry["token"], value)
     return top
+
+
+def chat_first_top(logprobs: Any, what: str) -> dict[str, float] | None:
+    """The first token's top log-probs in the chat layout (``content[0].top_logprobs``).
+
+    ``logprobs`` is a choice's ``logprobs`` field; ``None`` when it is not in that layout.
+    """
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return top_from_entries(content[0].get("top_logprobs"), what)
+    return None
 
 
 def top_from_mapping(mapping: Any, what: str) -> dict[str, float]:

@@ -7,21 +7,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bdpl.backends._openai_client import (
     Billing,
-    build_client,
-    endpoint_id,
+    ClientBackend,
+    chat_first_top,
     no_logprobs,
     post_json,
     read_choices,
     read_usage,
-    top_from_entries,
 )
-from bdpl.backends._toplogprobs import (
-    is_trailing_punctuation,
-    match_labels,
-    reply_form,
-    token_counter,
-    topk_bound,
-)
+from bdpl.backends._toplogprobs import is_trailing_punctuation, match_labels, reply_form, topk_bound
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
 
@@ -36,7 +29,7 @@ _MAX_TOKENS_PARAMS: tuple[str, ...] = ("max_tokens", "max_completion_tokens")
 _TEMPLATE_TOKENS = 40
 
 
-class OpenAIChatBackend:
+class OpenAIChatBackend(ClientBackend):
     """Label log-probs from the first token of a chat completion's reply.
 
     Each query is one conversation: an optional system message, then ``query.before`` as the
@@ -79,8 +72,6 @@ class OpenAIChatBackend:
     'openai-chat:api.openai.com/v1:gpt-4o-mini:top20'
     """
 
-    is_local = False
-    pair_separator = "\n"
     max_batch_size = 1
 
     def __init__(
@@ -110,17 +101,11 @@ class OpenAIChatBackend:
             raise ConfigError(
                 f"max_tokens_param must be one of {_MAX_TOKENS_PARAMS}, got {max_tokens_param!r}"
             )
-        if not timeout > 0:
-            raise ConfigError(f"timeout must be positive, got {timeout!r}")
-        self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
-        self._endpoint = endpoint_id(self._client)
-        self.model = model
+        super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
         self.top_logprobs = top_logprobs
+        self.max_concurrency = max_concurrency
         self.system = system
         self.max_tokens_param: MaxTokensParam = max_tokens_param
-        self.max_concurrency = max_concurrency
-        self.timeout = timeout
-        self._count_tokens = token_counter(model)
 
     @property
     def identity(self) -> str:
@@ -208,11 +193,7 @@ class OpenAIChatBackend:
 
 def _reply_top(choice: dict[str, Any], what: str) -> dict[str, float]:
     """Top log-probs of the reply's first token."""
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
-        raise no_logprobs(what)
-    top = top_from_entries(content[0].get("top_logprobs"), what)
+    top = chat_first_top(choice.get("logprobs"), what)
     if not top:
         raise no_logprobs(what)
     return top

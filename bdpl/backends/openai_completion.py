@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from bdpl.backends._openai_client import (
     OPENAI_HOST,
     Billing,
-    build_client,
-    endpoint_id,
+    ClientBackend,
+    chat_first_top,
     no_logprobs,
     post_json,
     read_choices,
     read_usage,
-    top_from_entries,
     top_from_mapping,
 )
 from bdpl.backends._toplogprobs import (
@@ -23,7 +22,6 @@ from bdpl.backends._toplogprobs import (
     match_labels,
     offsets_from_end,
     span_logprob,
-    token_counter,
     topk_bound,
 )
 from bdpl.errors import (
@@ -42,7 +40,7 @@ _FALLBACKS: tuple[str, ...] = ("echo", "prompt_logprobs", "none")
 T = TypeVar("T")
 
 
-class OpenAIBackend:
+class OpenAIBackend(ClientBackend):
     """Label log-probs from an OpenAI-style ``/v1/completions`` endpoint.
 
     Each :meth:`score` call sends its queries as one list of prompts (``max_tokens=1``,
@@ -102,9 +100,6 @@ class OpenAIBackend:
     'openai-completions:api.openai.com/v1:davinci-002:top5:echo'
     """
 
-    is_local = False
-    pair_separator = "\n"
-
     def __init__(
         self,
         model: str,
@@ -129,21 +124,15 @@ class OpenAIBackend:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not timeout > 0:
-            raise ConfigError(f"timeout must be positive, got {timeout!r}")
-        self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
-        self._endpoint = endpoint_id(self._client)
+        super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
+        self.top_logprobs = top_logprobs
+        self.max_concurrency = max_concurrency
         if self._client.base_url.host == OPENAI_HOST and top_logprobs > 5:
             raise ConfigError(
                 f"OpenAI's completions return at most 5 top logprobs, not {top_logprobs}"
             )
-        self.model = model
-        self.top_logprobs = top_logprobs
         self.fallback: Fallback = fallback
         self.max_batch_size = max_batch_size
-        self.max_concurrency = max_concurrency
-        self.timeout = timeout
-        self._count_tokens = token_counter(model)
 
     @property
     def identity(self) -> str:
@@ -306,10 +295,10 @@ def _first_top(choice: dict[str, Any], what: str) -> dict[str, float]:
     top = logprobs.get("top_logprobs")
     if isinstance(top, list) and top:
         return top_from_mapping(top[0], what)
-    content = logprobs.get("content")  # llama.cpp's server answers in the chat layout
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return top_from_entries(content[0].get("top_logprobs"), what)
-    raise no_logprobs(what)
+    chat = chat_first_top(logprobs, what)  # llama.cpp's server answers in the chat layout
+    if chat is None:
+        raise no_logprobs(what)
+    return chat
 
 
 def _echo_tokens(
