@@ -21,13 +21,36 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from bdpl.errors import ConfigError, DataError
 from bdpl.tasks import Dataset, Example, Task, get_task
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
+
 Format = Literal["tsv", "csv", "jsonl", "json"]
 Column = str | int
+
+
+class _Columns(TypedDict):
+    text_a: Column
+    label: Column | None
+
+
+class ReadOptions(_Columns, total=False):
+    """How :func:`read_dataset` reads its file: :func:`read_examples`'s arguments, less ``task``.
+
+    ``text_a`` and ``label`` are required; see :func:`read_examples` for each one's meaning.
+    """
+
+    text_b: Column | None
+    format: Format | None
+    has_header: bool
+    quoted: bool | None
+    label_map: Mapping[str, str] | None
+    skip_empty: bool
+
 
 _SUFFIX_FORMATS: dict[str, Format] = {
     ".tsv": "tsv",
@@ -263,34 +286,19 @@ def make_dataset(
 
 
 def read_dataset(
-    task: Task | str,
-    path: str | os.PathLike[str],
-    *,
-    text_a: Column,
-    text_b: Column | None = None,
-    label: Column | None,
-    format: Format | None = None,
-    has_header: bool = True,
-    quoted: bool | None = None,
-    label_map: Mapping[str, str] | None = None,
-    skip_empty: bool = False,
+    task: Task | str, path: str | os.PathLike[str], **options: Unpack[ReadOptions]
 ) -> Dataset:
     """:func:`read_examples` then :func:`make_dataset`: a user file as a task's dataset.
+
+    Args:
+        task: the task, or a preset's name; labels are checked against it.
+        path: the file.
+        **options: how to read it, as for :func:`read_examples` (``text_a`` and ``label``
+            are required), see :class:`ReadOptions`.
 
     Raises:
         DataError: as :func:`read_examples`; the message names the file and the line.
     """
     task = get_task(task) if isinstance(task, str) else task
-    examples = read_examples(
-        path,
-        text_a=text_a,
-        text_b=text_b,
-        label=label,
-        format=format,
-        has_header=has_header,
-        quoted=quoted,
-        label_map=label_map,
-        task=task,
-        skip_empty=skip_empty,
-    )
+    examples = read_examples(path, task=task, **options)
     return make_dataset(task, examples, source=str(path))
