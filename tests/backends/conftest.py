@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tests.backends.tiny_models import tiny_causal_lm, tiny_mlm, tiny_tokenizer
 from tests.backends.vllm_server import VLLMServer, VLLMUnavailable, vllm_server
+
+
+@pytest.fixture(scope="module")
+def tok() -> Any:
+    """The tiny offline tokenizer, built afresh for each test module."""
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def lm(tok: Any) -> Any:
+    """A tiny random causal LM (Llama) for ``tok``."""
+    return tiny_causal_lm(tok)
+
+
+@pytest.fixture(scope="module")
+def mlm(tok: Any) -> Any:
+    """A tiny random masked LM (RoBERTa) for ``tok``."""
+    return tiny_mlm(tok)
 
 
 @pytest.fixture(scope="session")

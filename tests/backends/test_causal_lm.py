@@ -11,20 +11,13 @@ import pytest
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example, Task
 from bdpl.types import Query
-from tests.backends.tiny_models import legacy_llama_tokenizer, tiny_causal_lm, tiny_tokenizer
+from tests.backends.tiny_models import TEXTS, legacy_llama_tokenizer, tiny_causal_lm, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
 from bdpl.backends.causal_lm import CausalLMBackend, is_trailing  # noqa: E402
 
 REVIEW = Task("sst2-review", "Review: <s1> Sentiment: <slot>", {"0": "negative", "1": "positive"})
-TEXTS = [
-    "a fine film",
-    "a dull movie , the plot was terrible and the acting bad and the music was awful",
-    "it was good",
-    "the story is awful ; it was terrible from start to end , a boring , tedious mess",
-    "wonderful",
-]
 
 
 def reference(model: Any, tok: Any, before: str, cont: str) -> float:
@@ -68,16 +61,6 @@ def check_batching(backend: CausalLMBackend, qs: list[Query], abs: float = 1e-5)
 
 
 # --- tiny random Llama: fast, always run -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tok() -> Any:
-    return tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def lm(tok: Any) -> Any:
-    return tiny_causal_lm(tok)
 
 
 @pytest.fixture(scope="module")

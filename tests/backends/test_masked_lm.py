@@ -11,7 +11,7 @@ import pytest
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example, Task
 from bdpl.types import Query
-from tests.backends.tiny_models import tiny_mlm, tiny_tokenizer
+from tests.backends.tiny_models import TEXTS, tiny_mlm, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
@@ -19,23 +19,6 @@ from bdpl.backends.masked_lm import MaskedLMBackend  # noqa: E402
 
 LABELS = (" terrible", " great")
 SST2 = Task("sst2", "<s1> It was <slot>.", {"0": "terrible", "1": "great"})
-TEXTS = [
-    "a fine film",
-    "a dull movie , the plot was terrible and the acting bad and the music was awful",
-    "it was good",
-    "the story is awful ; it was terrible from start to end , a boring , tedious mess",
-    "wonderful",
-]
-
-
-@pytest.fixture(scope="module")
-def tok() -> Any:
-    return tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def mlm(tok: Any) -> Any:
-    return tiny_mlm(tok)
 
 
 @pytest.fixture(scope="module")

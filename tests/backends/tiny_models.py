@@ -17,6 +17,15 @@ CORPUS = [
     "A B C D E F G H I J K L M N O P Q R S T U V W X Y Z",
 ]
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+# Inputs for the backends' tests: short and long (long enough to be cut), words in and out of
+# CORPUS.
+TEXTS = [
+    "a fine film",
+    "a dull movie , the plot was terrible and the acting bad and the music was awful",
+    "it was good",
+    "the story is awful ; it was terrible from start to end , a boring , tedious mess",
+    "wonderful",
+]
 
 
 def tiny_tokenizer(vocab_size: int = 400) -> Any:
