@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bdpl.errors import ConfigError, UnsupportedQueryError
-from bdpl.types import Query, Usage
+from bdpl.types import LabelScores, Query, Usage
 
 if TYPE_CHECKING:
     import torch
@@ -463,17 +463,6 @@ def load_model_and_tokenizer(
     return loaded, tokenizer
 
 
-def identity_hashes(
-    source: str | Path | None,
-    model: Any,
-    tokenizer: Any,
-    gguf_file: str | None = None,
-) -> tuple[str, str]:
-    """The weights' and tokenizer's hashes for an identity: first 16 hex digits of each."""
-    sha = weights_sha256(source if source is not None else "", model, gguf_file)
-    return sha[:16], tokenizer_sha256(tokenizer)[:16]
-
-
 def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
     """Each label's token ids on its own (no special tokens).
 
@@ -554,6 +543,78 @@ def total_usage(
     for u in usage_per_query(n_queries, owners, lengths, batches):
         total = total + u
     return total
+
+
+class LocalBackend:
+    """What the in-process backends share: one model, its name and batching, empty calls.
+
+    Subclasses set ``_name``, ``_batch_size`` and ``_max_batch_size`` in ``__init__`` and
+    implement :meth:`_rows` (the token rows a call runs, for :meth:`estimate`) and
+    :meth:`_score` (a non-empty call).
+    """
+
+    is_local = True
+    max_concurrency = 1
+    _model: Any
+    _dtype: torch.dtype
+    _name: str
+    _batch_size: int
+    _max_batch_size: int
+
+    def _make_identity(
+        self,
+        kind: str,
+        source: str | Path | None,
+        tokenizer: Any,
+        settings: Sequence[object],
+        max_length: int | None,
+        gguf_file: str | None = None,
+    ) -> str:
+        """``<kind>:<name>:<weights>:<tokenizer>:<settings...>:<dtype>``, for ``__init__``.
+
+        ``<weights>`` and ``<tokenizer>`` are the first 16 hex digits of their sha256 (see
+        :func:`weights_sha256`, :func:`tokenizer_sha256`); ``:max_length=N`` is appended when
+        ``max_length`` was given.
+        """
+        sha = weights_sha256(source if source is not None else "", self._model, gguf_file)
+        dtype = str(self._dtype).removeprefix("torch.")
+        parts = [kind, self._name, sha[:16], tokenizer_sha256(tokenizer)[:16], *settings, dtype]
+        extra = f":max_length={max_length}" if max_length else ""
+        return ":".join(map(str, parts)) + extra
+
+    @property
+    def model(self) -> str:
+        """The model's name or path."""
+        return self._name
+
+    @property
+    def max_batch_size(self) -> int:
+        """Most queries per ``score`` call (the metering layer reads it)."""
+        return self._max_batch_size
+
+    def estimate(self, queries: Sequence[Query]) -> Usage:
+        """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
+        owners, rows = self._rows(queries)
+        return total_usage(len(queries), owners, rows, self._batch_size)
+
+    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
+        """Score each query's labels (see the class docstring).
+
+        Raises:
+            ConfigError: a label word the tokenizer cannot represent.
+            UnsupportedQueryError: a query too long for the model even with its inputs cut.
+        """
+        if not queries:
+            return []
+        return self._score(queries)
+
+    def _rows(self, queries: Sequence[Query]) -> tuple[list[int], list[list[int]]]:
+        """The token rows ``score(queries)`` runs and the query owning each."""
+        raise NotImplementedError
+
+    def _score(self, queries: Sequence[Query]) -> list[LabelScores]:
+        """:meth:`score` for at least one query."""
+        raise NotImplementedError
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:

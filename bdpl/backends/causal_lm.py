@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bdpl.backends import _hf
 from bdpl.errors import ConfigError, UnsupportedQueryError
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import LabelScores, Query
 
 if TYPE_CHECKING:
     import torch
@@ -60,7 +60,7 @@ class _Plan:
         self.reads.append(reads)
 
 
-class CausalLMBackend:
+class CausalLMBackend(_hf.LocalBackend):
     """Scores labels as continuations of the text with a causal LM.
 
     A label's score is ``log p(label | before)``, the sum of its tokens' log-probs after the
@@ -118,8 +118,6 @@ class CausalLMBackend:
         ModelNotFoundError: the model cannot be loaded.
     """
 
-    is_local = True
-    max_concurrency = 1
     pair_separator = "\n"
 
     def __init__(
@@ -178,11 +176,8 @@ class CausalLMBackend:
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
         self._name = name or _hf.model_name(source, self._model)
-        sha, tok_sha = _hf.identity_hashes(source, self._model, tokenizer, gguf_file)
-        extra = f":max_length={max_length}" if max_length else ""
-        self._identity = (
-            f"causal_lm:{self._name}:{sha}:{tok_sha}:{max_input_tokens}"
-            f":{str(self._dtype).removeprefix('torch.')}{extra}"
+        self._identity = self._make_identity(
+            "causal_lm", source, tokenizer, (max_input_tokens,), max_length, gguf_file
         )
 
     @property
@@ -194,16 +189,6 @@ class CausalLMBackend:
         appended when ``max_length`` was given.
         """
         return self._identity
-
-    @property
-    def model(self) -> str:
-        """The model's name or path (``SmolLM2-135M-Instruct`` for the embedded default)."""
-        return self._name
-
-    @property
-    def max_batch_size(self) -> int:
-        """Most queries per ``score`` call (the metering layer reads it)."""
-        return self._max_batch_size
 
     def label_token_ids(self, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
         """Check label words up front; returns each label's token ids on its own.
@@ -315,22 +300,14 @@ class CausalLMBackend:
             ctx = [self._start]
         return ctx
 
-    def estimate(self, queries: Sequence[Query]) -> Usage:
-        """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
+    def _rows(self, queries: Sequence[Query]) -> tuple[list[int], list[list[int]]]:
         plan = self._plan(queries)
-        return _hf.total_usage(len(queries), plan.owners, plan.rows, self._batch_size)
+        return plan.owners, plan.rows
 
-    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
-        """Score each query's labels (see the class docstring).
-
-        Raises:
-            ConfigError: a label word the tokenizer cannot represent.
-            UnsupportedQueryError: a query too long for the model even with its inputs cut.
-        """
+    def _score(self, queries: Sequence[Query]) -> list[LabelScores]:
+        """Each query's label scores from its next-token and continuation rows."""
         import torch
 
-        if not queries:
-            return []
         plan = self._plan(queries)
         owners, rows, reads = plan.owners, plan.rows, plan.reads
         lengths = [len(r) for r in rows]

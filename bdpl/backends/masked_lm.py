@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bdpl.backends import _hf
 from bdpl.errors import ConfigError
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import LabelScores, Query
 
 if TYPE_CHECKING:
     import torch
@@ -18,7 +18,7 @@ LabelTokenPolicy = Literal["first", "mean", "sum"]
 _POLICIES = ("first", "mean", "sum")
 
 
-class MaskedLMBackend:
+class MaskedLMBackend(_hf.LocalBackend):
     """Scores label words at a mask token with a masked LM's MLM head.
 
     The text is ``before + <mask> + after``: the mask takes the label's place, leading space
@@ -64,9 +64,6 @@ class MaskedLMBackend:
         ConfigError: bad settings, a tokenizer without a mask token, or a slow tokenizer.
         ModelNotFoundError: the model cannot be loaded.
     """
-
-    is_local = True
-    max_concurrency = 1
 
     def __init__(
         self,
@@ -115,12 +112,8 @@ class MaskedLMBackend:
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
         self._name = _hf.model_name(source, self._model)
-        sha, tok_sha = _hf.identity_hashes(source, self._model, tokenizer)
-        extra = f":max_length={max_length}" if max_length else ""
-        self._identity = (
-            f"masked_lm:{self._name}:{sha}:{tok_sha}:{label_token_policy}"
-            f":{max_input_tokens}:{str(self._dtype).removeprefix('torch.')}{extra}"
-        )
+        settings = (label_token_policy, max_input_tokens)
+        self._identity = self._make_identity("masked_lm", source, tokenizer, settings, max_length)
 
     @property
     def identity(self) -> str:
@@ -132,16 +125,6 @@ class MaskedLMBackend:
         ids and where inputs are cut.
         """
         return self._identity
-
-    @property
-    def model(self) -> str:
-        """The model's name or path."""
-        return self._name
-
-    @property
-    def max_batch_size(self) -> int:
-        """Most queries per ``score`` call (the metering layer reads it)."""
-        return self._max_batch_size
 
     @property
     def pair_separator(self) -> str:
@@ -212,22 +195,14 @@ class MaskedLMBackend:
                 rows.append([*self._prefix, *before, *([self._mask_id] * k), *after, *self._suffix])
         return owners, rows, starts, widths
 
-    def estimate(self, queries: Sequence[Query]) -> Usage:
-        """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
+    def _rows(self, queries: Sequence[Query]) -> tuple[list[int], list[list[int]]]:
         owners, rows, _, _ = self._plan(queries)
-        return _hf.total_usage(len(queries), owners, rows, self._batch_size)
+        return owners, rows
 
-    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
-        """Score each query's labels at the mask (see the class docstring).
-
-        Raises:
-            ConfigError: a label word the tokenizer cannot represent.
-            UnsupportedQueryError: a query too long for the model even with its inputs cut.
-        """
+    def _score(self, queries: Sequence[Query]) -> list[LabelScores]:
+        """Each query's label scores at its mask(s), one row per mask count."""
         import torch
 
-        if not queries:
-            return []
         owners, rows, starts, widths = self._plan(queries)
         lengths = [len(r) for r in rows]
         batches = list(_hf.length_batches(lengths, self._batch_size))

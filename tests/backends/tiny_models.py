@@ -86,23 +86,27 @@ def legacy_llama_tokenizer() -> Any:
     )
 
 
+def _tiny_fields(tokenizer: Any) -> dict[str, Any]:
+    """Config fields both tiny models share: two narrow layers, sized for ``tokenizer``."""
+    return {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+
+
 def tiny_mlm(tokenizer: Any, *, seed: int = 0, max_positions: int = 66) -> Any:
     """A randomly initialised ``RobertaForMaskedLM`` sized for ``tokenizer``'s vocabulary."""
     import torch
     from transformers import RobertaConfig, RobertaForMaskedLM
 
     torch.manual_seed(seed)
-    config = RobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = RobertaConfig(max_position_embeddings=max_positions, **_tiny_fields(tokenizer))
     return RobertaForMaskedLM(config).eval()
 
 
@@ -113,15 +117,6 @@ def tiny_causal_lm(tokenizer: Any, *, seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        num_key_value_heads=2, max_position_embeddings=128, **_tiny_fields(tokenizer)
     )
     return LlamaForCausalLM(config).eval()
