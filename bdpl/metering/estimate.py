@@ -172,7 +172,15 @@ def estimate_fit_cost(
             "estimate_fit_cost needs the optimizer's candidates: pass candidates= to Optimizer"
         )
     task = optimizer.task if optimizer.task is not None else train.task
-    longest = max(optimizer.candidates, key=lambda c: len(c.encode()))
+    backend = optimizer.meter.backend
+    probe = train.examples[0]
+
+    def cost(candidate: str) -> int:
+        # By the backend's own token count: a shorter word can have more tokens.
+        query = task.render([candidate], probe, separator=optimizer.separator)
+        return estimate_usage(backend, [query]).total_tokens
+
+    longest = max(optimizer.candidates, key=lambda c: (cost(c), len(c.encode())))
     prompt = [longest] * optimizer.prompt_length
     examples = list(train.examples) + (list(dev.examples) if dev is not None else [])
     sample = [task.render(prompt, e, separator=optimizer.separator) for e in examples]
@@ -183,7 +191,7 @@ def estimate_fit_cost(
     ] + ([n_dev] if n_dev else [])
     n = optimizer.max_queries(len(train), n_dev)
     return estimate_cost(
-        optimizer.meter.backend,
+        backend,
         sample,
         n,
         batch_sizes=per_epoch * optimizer.epochs,
