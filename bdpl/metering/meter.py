@@ -4,9 +4,10 @@ For each batch of queries the meter drops duplicates, answers what the cache hol
 recorded as hits), and sends the rest to the backend in chunks of the backend's
 ``max_batch_size``, up to ``max_concurrency`` chunks at a time. Before each try of each chunk it
 reserves an upper bound of the chunk's spend in the budget, so the budget cannot be overshot,
-also under concurrency; retryable errors are retried; valid answers are cached as soon as their
-chunk returns (a killed run loses at most the calls in flight) and every call that reached the
-backend is written to the ledger.
+also under concurrency; retryable errors are retried (when only some answers of a reply are
+malformed, only those queries are asked again); valid answers are cached as soon as they arrive
+(a killed run loses at most the calls in flight) and every call that reached the backend is
+written to the ledger.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bdpl.backends.base import Backend, backend_option
-from bdpl.errors import BudgetExceededError, ConfigError
+from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.metering.budget import Budget, Spend
 from bdpl.metering.cache import QueryCache, cache_key
 from bdpl.metering.ledger import Ledger, LedgerRecord
@@ -29,7 +30,7 @@ from bdpl.metering.prices import Price, price_for
 from bdpl.metering.redaction import redact, redact_exception
 from bdpl.metering.retry import RetryPolicy
 from bdpl.metering.tokens import estimate_usage
-from bdpl.metering.validation import check_answers
+from bdpl.metering.validation import check_answers, problem_with
 from bdpl.paths import cache_root
 from bdpl.types import LabelScores, Query, Usage
 
@@ -90,8 +91,10 @@ class MeterStats:
 
 @dataclass
 class _CallState:
-    """What one call (a chunk and all its tries) has used so far."""
+    """What one call (a chunk and all its tries) has used and answered so far."""
 
+    pending: list[tuple[Query, str]]
+    answers: dict[Query, LabelScores] = field(default_factory=dict)
     attempts: int = 0
     billed_queries: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -295,32 +298,44 @@ class Meter:
         So a budget is used up to the last query it allows rather than refusing a chunk whole
         (with ``max_queries=10`` and chunks of 64, ten queries are paid, then the fit stops).
         """
+        state = _CallState(pending=keyed)
         try:
-            return self._call_chunk(keyed)
+            return self._call_chunk(keyed, state)
         except BudgetExceededError:
-            if len(keyed) == 1:
+            # Split only a chunk that was never tried: a refused retry may follow a try whose
+            # valid answers are already cached, and those must not be asked (and paid) again.
+            if len(keyed) == 1 or state.attempts:
                 raise
             half = len(keyed) // 2
             return self._call(keyed[:half]) + self._call(keyed[half:])
 
-    def _call_chunk(self, keyed: list[tuple[Query, str]]) -> list[LabelScores]:
-        """One call: reserve, score, validate, settle; retried; then cache and record it."""
-        chunk = [q for q, _ in keyed]
-        estimated = estimate_usage(self.backend, chunk)
-        estimate = self._spend(len(chunk), estimated)
-        state = _CallState()
+    def _call_chunk(self, keyed: list[tuple[Query, str]], state: _CallState) -> list[LabelScores]:
+        """One call: reserve, score, validate, settle, cache; retried; then recorded.
 
-        def attempt() -> list[LabelScores]:
+        Valid answers are cached as soon as they arrive; when only some answers of a try are
+        malformed, the retry asks for those queries alone, so valid answers are paid once.
+        """
+        chunk = [q for q, _ in keyed]
+
+        def attempt() -> None:
+            asked = state.pending
+            queries = [q for q, _ in asked]
+            estimated = estimate_usage(self.backend, queries)
+            estimate = self._spend(len(queries), estimated)
             reservation = self.budget.reserve(estimate)
             state.attempts += 1
             answered = False
             usage = Usage()
             try:
-                got = self.backend.score(chunk)
+                got = self.backend.score(queries)
                 answered = True
                 usage = self._billed_usage(_usage_of(got), estimated)
-                check_answers(self.identity, chunk, got)
-                return got
+                try:
+                    check_answers(self.identity, queries, got)
+                except MalformedResponseError:
+                    self._keep_valid(asked, got, state)
+                    raise
+                self._keep(list(zip(asked, got, strict=True)), state)
             except Exception as exc:
                 redact_exception(exc, self._secrets)
                 # A call that failed after paid requests (a fallback request failing after the
@@ -329,7 +344,7 @@ class Meter:
                     usage = self._billed_usage(exc.usage, estimated)  # type: ignore[attr-defined]
                 raise
             finally:
-                billed = len(chunk) if answered else 0
+                billed = len(queries) if answered else 0
                 actual = self._spend(billed, usage)
                 self.budget.settle(reservation, actual)
                 if _exceeds(actual, estimate):
@@ -346,7 +361,7 @@ class Meter:
                 )
 
         try:
-            result = self.retry.call(attempt, on_retry=self._on_retry)
+            self.retry.call(attempt, on_retry=self._on_retry)
         except Exception as exc:
             if state.attempts:
                 self._record_call(chunk, state, exc)
@@ -359,9 +374,27 @@ class Meter:
                     redact(str(exc), self._secrets),
                 )
             raise
-        self.cache.put_keyed([(k, s) for (_, k), s in zip(keyed, result, strict=True)])
         self._record_call(chunk, state, None)
-        return result
+        return [state.answers[q] for q in chunk]
+
+    def _keep(
+        self, answered: list[tuple[tuple[Query, str], LabelScores]], state: _CallState
+    ) -> None:
+        """Cache valid answers and take their queries off the call's pending list."""
+        self.cache.put_keyed([(k, a) for (_, k), a in answered])
+        state.answers.update((q, a) for (q, _), a in answered)
+        done = {q for (q, _), _ in answered}
+        state.pending = [kq for kq in state.pending if kq[0] not in done]
+
+    def _keep_valid(self, asked: list[tuple[Query, str]], got: object, state: _CallState) -> None:
+        """Keep the valid answers of a partly malformed reply (one answer per query only)."""
+        if not isinstance(got, list) or len(got) != len(asked):
+            return  # answers cannot be matched to queries: nothing is trusted
+        valid = [
+            (kq, a) for kq, a in zip(asked, got, strict=True) if problem_with(kq[0], a) is None
+        ]
+        if valid:
+            self._keep(valid, state)
 
     def _spend(self, queries: int, usage: Usage) -> Spend:
         return Spend(queries, usage.requests, usage.total_tokens, self.price.cost(usage))

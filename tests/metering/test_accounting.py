@@ -123,3 +123,35 @@ def test_a_single_thread_reserving_past_the_budget_is_refused_not_blocked() -> N
         budget.reserve(Spend(queries=2))  # would wait forever on itself if it waited
     budget.settle(held, Spend(queries=1))
     assert budget.reserve(Spend(queries=2)).estimate.queries == 2
+
+
+class OneBadAnswerFirst:
+    """Answers every query, but the first call's answer to query 1 is NaN (malformed)."""
+
+    identity, is_local, max_batch_size = "one-bad", True, 8
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    def score(self, qs: Sequence[Query]) -> list[LabelScores]:
+        self.asked.append([q.before for q in qs])
+        first = len(self.asked) == 1
+        return [
+            LabelScores(
+                (float("nan") if first and i == 1 else -1.0, -2.0), Usage(3, 1, int(i == 0))
+            )
+            for i in range(len(qs))
+        ]
+
+
+def test_a_partly_malformed_reply_retries_only_the_bad_answers(tmp_path: Path) -> None:
+    backend = OneBadAnswerFirst()
+    qs = queries(4)
+    with Meter(backend, cache=tmp_path / "c", retry=FAST_RETRY) as meter:
+        got = meter.score(qs)
+        assert [len(a) for a in backend.asked] == [4, 1]  # only the bad one is asked again
+        assert backend.asked[1] == [qs[1].before]
+        assert all(s.logprobs == (-1.0, -2.0) for s in got)
+        assert meter.stats.paid_queries == 5 and meter.stats.attempts == 2
+        meter.score(qs)  # every answer, the retried one included, is cached
+    assert len(backend.asked) == 2
