@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from bdpl.backends.base import Backend, backend_option
+from bdpl.backends.base import Backend, capabilities_of
 from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.estimators import (
     ESTIMATORS,
@@ -267,7 +267,7 @@ class Optimizer:
         self.progress = progress
         self._owns_meter = meter is None
         self.meter = meter if meter is not None else Meter(backend, **options)
-        self.separator = str(backend_option(backend, "pair_separator", "\n"))
+        self.separator = capabilities_of(backend).pair_separator
         self.queries = 0
         self.best_prompt: list[str] | None = None
         self.best_state: EstimatorState | None = None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bdpl.backends.base import Capabilities
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
 
@@ -553,8 +554,7 @@ class LocalBackend:
     :meth:`_score` (a non-empty call).
     """
 
-    is_local = True
-    max_concurrency = 1
+    _pair_separator = "\n"
     _model: Any
     _dtype: torch.dtype
     _name: str
@@ -588,9 +588,25 @@ class LocalBackend:
         return self._name
 
     @property
+    def capabilities(self) -> Capabilities:
+        """Local and free, one call at a time (the model is behind a lock)."""
+        return Capabilities(
+            model=self._name,
+            max_batch_size=self._max_batch_size,
+            max_concurrency=1,
+            pair_separator=self._pair_separator,
+            is_local=True,
+        )
+
+    @property
     def max_batch_size(self) -> int:
-        """Most queries per ``score`` call (the metering layer reads it)."""
+        """Most queries per ``score`` call."""
         return self._max_batch_size
+
+    @property
+    def pair_separator(self) -> str:
+        """Text that joins the two inputs of a pair task."""
+        return self._pair_separator
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """The exact usage ``score(queries)`` will report (tokens and forward passes)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bdpl.backends._openai_errors import translate_openai_errors
 from bdpl.backends._toplogprobs import token_counter
+from bdpl.backends.base import Capabilities
 from bdpl.errors import BackendError, ConfigError, MalformedResponseError
 from bdpl.types import Usage
 
@@ -90,8 +91,8 @@ class ClientBackend:
         ConfigError: a timeout that is not positive, or as :func:`build_client`.
     """
 
-    is_local = False
-    pair_separator = "\n"
+    _max_batch_size: int = 1
+    _max_concurrency: int = 1
 
     def __init__(
         self,
@@ -110,6 +111,42 @@ class ClientBackend:
         self.model = model
         self.timeout = timeout
         self._count_tokens = token_counter(model)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Paid, priced by ``model``; batch and concurrency limits as constructed."""
+        return Capabilities(
+            model=self.model,
+            max_batch_size=self._max_batch_size,
+            max_concurrency=self._max_concurrency,
+            pair_separator="\n",
+            is_local=False,
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """The client's API key, so that it is redacted from every message bdpl writes."""
+        key = getattr(self._client, "api_key", None)
+        return (key,) if isinstance(key, str) and key else ()
+
+    @property
+    def max_batch_size(self) -> int:
+        """Most queries per ``score`` call."""
+        return self._max_batch_size
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many ``score`` calls the metering layer may run at once."""
+        return self._max_concurrency
+
+    @property
+    def is_local(self) -> bool:
+        """Always False: a paid API."""
+        return False
+
+    @property
+    def pair_separator(self) -> str:
+        """A newline: text APIs need a textual separator."""
+        return "\n"
 
 
 class Billing:

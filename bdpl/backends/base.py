@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from bdpl.errors import ConfigError
 from bdpl.types import LabelScores, Query, Usage
@@ -174,12 +174,3 @@ def secrets_of(backend: object) -> tuple[str, ...]:
     if not isinstance(backend, HasSecrets):
         return ()
     return tuple(s for s in backend.secrets() if isinstance(s, str) and s)
-
-
-T = TypeVar("T")
-
-
-def backend_option(backend: object, name: str, default: T) -> T:  # pragma: no cover
-    """Deprecated reader of a single legacy attribute; use :func:`capabilities_of`."""
-    value = getattr(backend, name, default)
-    return default if value is None else value

@@ -118,8 +118,6 @@ class CausalLMBackend(_hf.LocalBackend):
         ModelNotFoundError: the model cannot be loaded.
     """
 
-    pair_separator = "\n"
-
     def __init__(
         self,
         model: str | Path | Any | None = None,

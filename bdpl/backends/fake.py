@@ -65,6 +65,7 @@ from typing import Literal
 
 import numpy as np
 
+from bdpl.backends.base import Capabilities
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores, Query, Usage
@@ -361,9 +362,12 @@ class FakeBackend:
         self.faults = dict(faults or {})
         self.call_log = Path(call_log) if call_log is not None else None
         self.die_at_call = die_at_call
-        self.max_batch_size = max_batch_size
-        self.max_concurrency = max_concurrency
-        self.is_local = is_local
+        self.capabilities = Capabilities(
+            model=model,
+            max_batch_size=max_batch_size,
+            max_concurrency=max_concurrency,
+            is_local=is_local,
+        )
         self.model = model
         self.calls: list[tuple[Query, ...]] = []
         self.attempts = 0
@@ -414,10 +418,10 @@ class FakeBackend:
             fault = self.faults.get(call)
             if isinstance(fault, BaseException):
                 raise fault
-            if len(queries) > self.max_batch_size:
+            if len(queries) > self.capabilities.max_batch_size:
                 raise UnsupportedQueryError(
                     f"FakeBackend: {len(queries)} queries in one call, max_batch_size is "
-                    f"{self.max_batch_size}"
+                    f"{self.capabilities.max_batch_size}"
                 )
             if self.latency:
                 time.sleep(self.latency)

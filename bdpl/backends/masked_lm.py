@@ -102,6 +102,10 @@ class MaskedLMBackend(_hf.LocalBackend):
         self._limit = max_length or _hf.model_max_length(tokenizer, self._model.config)
         self._batch_size = batch_size
         self._max_batch_size = max_batch_size or 8 * batch_size
+        # Pairs are joined by the tokenizer's separator (``</s>`` for RoBERTa), as the
+        # reference joins them.
+        sep = tokenizer.sep_token
+        self._pair_separator = str(sep) if sep is not None else "\n"
         self._policy: LabelTokenPolicy = label_token_policy
         self._max_input_tokens = max_input_tokens
         # Encoder + head applied only at the masks; models without a known head split fall
@@ -125,12 +129,6 @@ class MaskedLMBackend(_hf.LocalBackend):
         ids and where inputs are cut.
         """
         return self._identity
-
-    @property
-    def pair_separator(self) -> str:
-        """The tokenizer's separator token (``</s>`` for RoBERTa), as the reference joins pairs."""
-        sep = self._tokenizer.sep_token
-        return str(sep) if sep is not None else "\n"
 
     def label_token_ids(self, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
         """The token ids of each label word as it stands in the slot.

@@ -72,8 +72,6 @@ class OpenAIChatBackend(ClientBackend):
     'openai-chat:api.openai.com/v1:gpt-4o-mini:top20'
     """
 
-    max_batch_size = 1
-
     def __init__(
         self,
         model: str,
@@ -103,7 +101,7 @@ class OpenAIChatBackend(ClientBackend):
             )
         super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
         self.top_logprobs = top_logprobs
-        self.max_concurrency = max_concurrency
+        self._max_concurrency = max_concurrency
         self.system = system
         self.max_tokens_param: MaxTokensParam = max_tokens_param
 

@@ -126,13 +126,13 @@ class OpenAIBackend(ClientBackend):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
         self.top_logprobs = top_logprobs
-        self.max_concurrency = max_concurrency
+        self._max_concurrency = max_concurrency
         if self._client.base_url.host == OPENAI_HOST and top_logprobs > 5:
             raise ConfigError(
                 f"OpenAI's completions return at most 5 top logprobs, not {top_logprobs}"
             )
         self.fallback: Fallback = fallback
-        self.max_batch_size = max_batch_size
+        self._max_batch_size = max_batch_size
 
     @property
     def identity(self) -> str:

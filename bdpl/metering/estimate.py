@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bdpl.backends.base import backend_option
+from bdpl.backends.base import capabilities_of
 from bdpl.errors import ConfigError
 from bdpl.metering.prices import Price, price_for
 from bdpl.metering.tokens import estimate_usage
@@ -86,8 +86,10 @@ def estimate_cost(
             of ``batch_sizes``.
         UnknownPriceError: as for :class:`~bdpl.metering.Meter`.
 
+    >>> from bdpl.backends.base import Capabilities
     >>> class Api:
-    ...     identity, model, max_batch_size = "api", "gpt-4o-mini", 20
+    ...     identity = 'api'
+    ...     capabilities = Capabilities(model='gpt-4o-mini', max_batch_size=20)
     ...     def estimate(self, queries):
     ...         return Usage(10 * len(queries), len(queries), 1)
     >>> e = estimate_cost(Api(), [Query("It was", ".", (" bad", " good"))], 100)
@@ -103,13 +105,13 @@ def estimate_cost(
     if sum(sizes) != n_queries or any(b < 0 for b in sizes):
         raise ConfigError(f"batch_sizes must be >= 0 and add up to n_queries={n_queries}")
     chosen = price_for(backend, price)
-    identity = str(getattr(backend, "identity", "?"))
-    model = str(backend_option(backend, "model", identity))
+    caps = capabilities_of(backend)
+    model = caps.model or str(getattr(backend, "identity", "?"))
     if n_queries == 0:
         return CostEstimate(0, 0, 0, 0, 0.0, model, chosen)
     if not queries_sample:
         raise ConfigError("estimate_cost needs at least one sample query")
-    batch = max(1, max_batch_size or int(backend_option(backend, "max_batch_size", 32)))
+    batch = max(1, max_batch_size or caps.max_batch_size)
     chunks: Counter[int] = Counter()  # backend calls, by number of queries
     for b in sizes:
         full, rest = divmod(b, batch)

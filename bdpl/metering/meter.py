@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bdpl.backends.base import Backend, backend_option
+from bdpl.backends.base import Backend, capabilities_of, secrets_of
 from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.metering.budget import Budget, Spend
 from bdpl.metering.cache import QueryCache, cache_key
@@ -131,9 +131,11 @@ class Meter:
         CacheError: the cache directory cannot be used.
 
     >>> import tempfile
+    >>> from bdpl.backends.base import Capabilities
     >>> from bdpl.types import LabelScores, Query, Usage
     >>> class Echo:
-    ...     identity, is_local = "echo", True
+    ...     identity = 'echo'
+    ...     capabilities = Capabilities(is_local=True)
     ...     def score(self, queries):
     ...         return [LabelScores((-0.1,) * len(q.labels), Usage(5, 0, 1)) for q in queries]
     >>> meter = Meter(Echo(), cache=QueryCache(tempfile.mkdtemp()), budget=Budget(max_queries=3))
@@ -160,7 +162,8 @@ class Meter:
     ) -> None:
         self.backend = backend
         self.identity = str(backend.identity)
-        self.model = str(backend_option(backend, "model", self.identity))
+        caps = capabilities_of(backend)
+        self.model = caps.model or self.identity
         self.price = price_for(backend, price)
         if max_concurrency is not None and max_concurrency < 1:  # before opening any file
             raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -181,17 +184,16 @@ class Meter:
         self.budget = budget if budget is not None else Budget()
         self.retry = retry if retry is not None else RetryPolicy()
         self.cache_params = dict(cache_params) if cache_params else None
-        self.max_batch_size = max(1, int(backend_option(backend, "max_batch_size", 32)))
-        allowed = max(1, int(backend_option(backend, "max_concurrency", 1)))
+        self.max_batch_size = caps.max_batch_size
+        allowed = caps.max_concurrency
         self.max_concurrency = allowed if max_concurrency is None else min(allowed, max_concurrency)
-        key = getattr(backend, "api_key", None)
-        self._secrets: tuple[str, ...] = (key,) if isinstance(key, str) and key else ()
+        self._secrets: tuple[str, ...] = secrets_of(backend)
         self._lock = threading.Lock()
         self._stats = MeterStats()
         self._pool: ThreadPoolExecutor | None = None
         self._warned_estimate = False
         self._warned_usage = False
-        self._is_local = bool(backend_option(backend, "is_local", False))
+        self._is_local = caps.is_local
 
     def __repr__(self) -> str:
         return f"Meter({self.identity!r}, budget={self.budget!r})"

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from bdpl.backends.base import backend_option
+from bdpl.backends.base import capabilities_of
 from bdpl.errors import ConfigError, UnknownPriceError
 from bdpl.types import Usage
 
@@ -95,10 +95,10 @@ def price_for(backend: object, override: Price | None = None) -> Price:
     """
     if override is not None:
         return override
-    if backend_option(backend, "is_local", False):
+    caps = capabilities_of(backend)
+    if caps.is_local:
         return FREE
-    identity = str(getattr(backend, "identity", "?"))
-    model = str(backend_option(backend, "model", identity))
+    model = caps.model or str(getattr(backend, "identity", "?"))
     table = price_table()
     found = table.get(model)
     if found is None:

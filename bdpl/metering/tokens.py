@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from bdpl.backends.base import UsageBounded, capabilities_of
 from bdpl.types import Query, Usage
 
 __all__ = [
@@ -154,11 +155,9 @@ def estimate_usage(backend: object, queries: Sequence[Query]) -> Usage:
     The backend's own ``estimate(queries)`` when it has one, else :func:`conservative_usage`
     with the backend's ``model`` name (for tiktoken).
     """
-    estimate = getattr(backend, "estimate", None)
-    if callable(estimate):
-        usage = estimate(queries)
+    if isinstance(backend, UsageBounded):
+        usage = backend.estimate(queries)
         if not isinstance(usage, Usage):
             raise TypeError(f"{type(backend).__name__}.estimate() must return a Usage")
         return usage
-    model = getattr(backend, "model", None)
-    return conservative_usage(queries, model if isinstance(model, str) else None)
+    return conservative_usage(queries, capabilities_of(backend).model)

@@ -203,8 +203,10 @@ def test_identity_and_options(lm: Any, tok: Any, tiny: CausalLMBackend) -> None:
     other = CausalLMBackend(tiny_causal_lm(tok, seed=1), tok, device="cpu")
     assert tiny.identity.startswith("causal_lm:LlamaForCausalLM:")
     assert tiny.identity != other.identity
-    assert tiny.is_local and tiny.max_concurrency == 1 and tiny.pair_separator == "\n"
-    assert tiny.max_batch_size == 24  # 8 forward passes' worth, sorted by length together
+    caps = tiny.capabilities
+    assert caps.is_local and caps.max_concurrency == 1 and caps.pair_separator == "\n"
+    assert caps.max_batch_size == 24  # 8 forward passes' worth, sorted by length together
+    assert caps.model == "LlamaForCausalLM"
     assert CausalLMBackend(lm, tok, device="cpu", max_batch_size=5).max_batch_size == 5
     with pytest.raises(ConfigError):
         CausalLMBackend(lm, tok, batch_size=0)

@@ -193,7 +193,8 @@ def test_identity_names_model_weights_and_settings(mlm: Any, tok: Any) -> None:
     assert a.identity.endswith(":first:400:float32")
     assert len({a.identity, b.identity, c.identity}) == 3
     assert a.identity == MaskedLMBackend(mlm, tok, device="cpu").identity
-    assert a.is_local and a.max_concurrency == 1 and a.pair_separator == "</s>"
+    caps = a.capabilities
+    assert caps.is_local and caps.max_concurrency == 1 and caps.pair_separator == "</s>"
     assert a.max_batch_size == 8 * 32
 
 

@@ -115,7 +115,11 @@ def test_identity_estimate_and_key_handling() -> None:
     with_system = OpenAIChatBackend("gpt-4o-mini", api_key=CANARY_KEY, system="One word.")
     assert with_system.identity.startswith(b.identity + ":system-")
     assert CANARY_KEY not in b.identity + repr(b)
-    assert (b.max_batch_size, b.is_local, b.model) == (1, False, "gpt-4o-mini")
+    assert (b.capabilities.max_batch_size, b.capabilities.is_local, b.model) == (
+        1,
+        False,
+        "gpt-4o-mini",
+    )
     rec = Recorder()
     backend = chat(rec, system="Answer in one word.")
     qs = [Query("Was the film any good, in one word?", "", (" good", " bad"))] * 3

@@ -253,7 +253,8 @@ def test_identity_names_provider_endpoint_model_and_settings_but_never_the_key()
     for obj in (b, local):
         assert CANARY_KEY not in obj.identity + repr(obj) + repr(vars(obj).keys())
         assert not any(v == CANARY_KEY for v in vars(obj).values())
-    assert (b.model, b.is_local, b.pair_separator, b.max_batch_size) == (
+    caps = b.capabilities
+    assert (caps.model, caps.is_local, caps.pair_separator, caps.max_batch_size) == (
         "davinci-002",
         False,
         "\n",

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bdpl.backends.base import Capabilities
 from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import AuthenticationError
 from bdpl.metering import Meter, QueryCache, RetryPolicy
@@ -101,14 +102,15 @@ class KeyedStub:
     key echoed, as a careless provider or SDK might; the rest answer.
     """
 
-    is_local = False
-    model = "gpt-4o-mini"
-    max_batch_size = 4
+    capabilities = Capabilities(model="gpt-4o-mini", max_batch_size=4)
 
     def __init__(self, api_key: str, fail_at: Sequence[int] = ()) -> None:
         self.api_key = api_key
         self.fail_at = set(fail_at)
         self.n = 0
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key,)
 
     @property
     def identity(self) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bdpl.backends.base import Capabilities
 from bdpl.errors import BadRequestError, BudgetExceededError, ConfigError
 from bdpl.metering import Budget, Ledger, Meter, Price, Spend
 from bdpl.types import LabelScores, Query, Usage
@@ -24,7 +25,8 @@ def queries(n: int, tag: str = "q") -> list[Query]:
 class Overestimating:
     """A backend whose upper-bound estimate is 10x what it uses, answering slowly, 4 at once."""
 
-    identity, is_local, max_batch_size, max_concurrency = "over", True, 1, 4
+    identity = "over"
+    capabilities = Capabilities(is_local=True, max_batch_size=1, max_concurrency=4)
 
     def estimate(self, qs: Sequence[Query]) -> Usage:
         return Usage(10 * len(qs), 0, len(qs))
@@ -46,7 +48,8 @@ def test_concurrent_calls_wait_for_room_instead_of_stopping_early() -> None:
 class FailsAfterBilling:
     """A paid backend whose call fails after a first, billed request (a failed fallback)."""
 
-    identity, is_local, model, max_batch_size = "half", False, "m", 8
+    identity = "half"
+    capabilities = Capabilities(is_local=False, model="m", max_batch_size=8)
 
     def __init__(self) -> None:
         self.calls = 0
@@ -82,7 +85,8 @@ def test_a_failed_call_is_charged_what_it_was_already_billed(tmp_path: Path) -> 
 class SilentAboutUsage:
     """A paid backend (like some OpenAI-compatible proxies) that reports no token usage."""
 
-    identity, is_local, model, max_batch_size = "silent", False, "m", 4
+    identity = "silent"
+    capabilities = Capabilities(is_local=False, model="m", max_batch_size=4)
 
     def estimate(self, qs: Sequence[Query]) -> Usage:
         return Usage(50 * len(qs), len(qs), 1)
@@ -128,7 +132,8 @@ def test_a_single_thread_reserving_past_the_budget_is_refused_not_blocked() -> N
 class OneBadAnswerFirst:
     """Answers every query, but the first call's answer to query 1 is NaN (malformed)."""
 
-    identity, is_local, max_batch_size = "one-bad", True, 8
+    identity = "one-bad"
+    capabilities = Capabilities(is_local=True, max_batch_size=8)
 
     def __init__(self) -> None:
         self.asked: list[list[str]] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bdpl.backends.base import Capabilities
 from bdpl.backends.fake import FakeBackend
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.metering import Budget, Meter, Price, QueryCache, Spend
@@ -131,7 +132,8 @@ def test_budget_stop_is_clean_and_resumable(tmp_path: Path) -> None:
 class NoEstimate:
     """A paid backend without ``estimate``: budgets use the conservative token rule."""
 
-    identity, is_local, model, max_batch_size, max_concurrency = "plain", False, "m", 3, 16
+    identity = "plain"
+    capabilities = Capabilities(is_local=False, model="m", max_batch_size=3, max_concurrency=16)
 
     def __init__(self) -> None:
         self.fake = FakeBackend(latency=0.002)

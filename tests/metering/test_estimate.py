@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bdpl.backends.base import Capabilities
 from bdpl.backends.fake import FakeBackend
 from bdpl.errors import ConfigError, UnknownPriceError
 from bdpl.metering import Meter, Price, estimate_cost
@@ -16,7 +17,8 @@ PRICE = Price(1.5, 2.0)
 class CountingNoEstimate:
     """A backend without ``estimate``: the meter's conservative rule applies."""
 
-    identity, is_local, max_batch_size = "plain", False, 8
+    identity = "plain"
+    capabilities = Capabilities(is_local=False, max_batch_size=8)
 
     def __init__(self) -> None:
         self.fake = FakeBackend()
@@ -78,7 +80,8 @@ def test_edge_cases() -> None:
 class EmojiCostly:
     """A backend whose tokenizer makes a short candidate (an emoji) the most expensive."""
 
-    identity, is_local, max_batch_size = "emoji", True, 8
+    identity = "emoji"
+    capabilities = Capabilities(is_local=True, max_batch_size=8)
 
     def estimate(self, queries: list[Query]) -> Usage:
         tokens = sum(len(q.before) + 50 * q.before.count("\N{GRINNING FACE}") for q in queries)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bdpl.backends.base import Capabilities
 from bdpl.backends.fake import FakeBackend
 from bdpl.errors import (
     BackendTimeoutError,
@@ -230,7 +231,8 @@ def test_failure_in_one_concurrent_chunk_keeps_the_others_paid_answers(tmp_path:
 )
 def test_invalid_answers_are_malformed(tmp_path: Path, answer: object, why: str) -> None:
     class Bad:
-        identity, is_local = "bad", True
+        identity = "bad"
+        capabilities = Capabilities(is_local=True)
 
         def score(self, queries: list[Query]) -> list[object]:
             return [answer for _ in queries]
