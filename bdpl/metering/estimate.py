@@ -71,7 +71,7 @@ def estimate_cost(
 
     Args:
         backend: the backend that would answer; its ``estimate`` is used when it has one (else
-            the conservative rule of :mod:`bdpl.metering.tokens`). It is never called to score.
+            the conservative rule of :mod:`bdpl.tokens`). It is never called to score.
         queries_sample: representative queries, the longest included.
         n_queries: how many queries the run sends at most (e.g. the optimizer's
             ``max_queries(n_train, n_dev)``).
