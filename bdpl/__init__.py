@@ -16,7 +16,7 @@ from bdpl.backends.causal_lm import CausalLMBackend
 from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.backends.masked_lm import MaskedLMBackend
 from bdpl.backends.openai_chat import OpenAIChatBackend
-from bdpl.backends.openai_completion import OpenAIBackend
+from bdpl.backends.openai_completion import OpenAIBackend, OpenAICompletionBackend
 from bdpl.data import (
     find_data_dir,
     load_split,
@@ -99,6 +99,7 @@ __all__ = [
     "ModelNotFoundError",
     "OpenAIBackend",
     "OpenAIChatBackend",
+    "OpenAICompletionBackend",
     "Optimizer",
     "OptimizerState",
     "Planted",

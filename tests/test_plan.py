@@ -153,3 +153,12 @@ def test_the_metering_layer_knows_nothing_of_the_optimizer() -> None:
         names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not {"bdpl.optimizer", "bdpl.plan"} & names, path.name
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import bdpl.plan
+
+    result = doctest.testmod(bdpl.plan)
+    assert result.attempted > 0 and result.failed == 0

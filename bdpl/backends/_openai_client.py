@@ -22,6 +22,7 @@ from bdpl.types import Usage
 
 if TYPE_CHECKING:
     import openai
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 OPENAI_HOST = "api.openai.com"
 # Below this, OpenAI's chat API writes "very unlikely" instead of a log-prob.
@@ -78,7 +79,13 @@ def endpoint_id(client: openai.OpenAI) -> str:
 class ClientBackend:
     """What the OpenAI-style backends share: the SDK client, its endpoint, the model's name.
 
-    Subclasses check their own settings, then call this ``__init__``.
+    Subclasses check their own settings, then call this ``__init__``. Every setting is fixed
+    at construction (read-only properties over private fields), so :attr:`identity`, which
+    names them, cannot drift under a cache or a meter.
+
+    A backend is a context manager; :meth:`close` closes the client's connection pool when
+    the backend built the client itself. An injected ``client`` belongs to the caller and is
+    left open (the backend uses a copy of it that shares its connection pool).
 
     Args:
         model: the model name as the endpoint knows it (also used to look up prices).
@@ -103,14 +110,48 @@ class ClientBackend:
         base_url: str | None,
         timeout: float,
     ) -> None:
-        if not timeout > 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
         self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
+        self._owns_client = client is None
+        self._closed = False
         # Identities name the endpoint, never the key (see :func:`endpoint_id`).
         self._endpoint = endpoint_id(self._client)
-        self.model = model
-        self.timeout = timeout
+        self._model = model
+        self._timeout = float(timeout)
         self._count_tokens = token_counter(model)
+
+    @property
+    def model(self) -> str:
+        """The model name as the endpoint knows it (also used to look up prices)."""
+        return self._model
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per HTTP request."""
+        return self._timeout
+
+    def close(self) -> None:
+        """Release the backend: close the client's connection pool if the backend built it.
+
+        An injected client is left open (it belongs to the caller). Idempotent; :meth:`score`
+        on a closed backend raises :class:`~bdpl.errors.ConfigError`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError(f"{type(self).__name__} was closed; build a new one to score")
 
     @property
     def capabilities(self) -> Capabilities:
