@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bdpl._validate import positive_int
+from bdpl.backends._lifecycle import Closing
 from bdpl.backends.base import Capabilities
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
 
 if TYPE_CHECKING:
     import torch
-    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 # Weight files, by the suffixes transformers and llama.cpp write them with.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack")
@@ -547,7 +547,7 @@ def total_usage(
     return total
 
 
-class LocalBackend:
+class LocalBackend(Closing):
     """What the in-process backends share: one model, its name and batching, empty calls.
 
     Subclasses set ``_name``, ``_batch_size``, ``_max_batch_size``, ``_model``, ``_tokenizer``
@@ -567,7 +567,6 @@ class LocalBackend:
     _name: str
     _batch_size: int
     _max_batch_size: int
-    _closed: bool = False
 
     def _make_identity(
         self,
@@ -635,29 +634,21 @@ class LocalBackend:
         return self._score(queries)
 
     def close(self) -> None:
-        """Drop the model and tokenizer (idempotent); a call in progress finishes first.
+        """Drop the model and tokenizer (idempotent); a forward pass in progress ends first.
 
         Nothing else may hold them for their memory to be freed: a model object passed in
         is still the caller's.
         """
+        super().close()
+
+    def _release(self) -> None:
         with self._lock:
-            self._closed = True
             self._model = None
             self._tokenizer = None
             self._forget()
 
     def _forget(self) -> None:
         """Drop what a subclass holds besides the model and tokenizer (under the lock)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ConfigError(f"{type(self).__name__} was closed; build a new one to score")
 
     def _rows(self, queries: Sequence[Query]) -> tuple[list[int], list[list[int]]]:
         """The token rows ``score(queries)`` runs and the query owning each."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from bdpl.backends._lifecycle import Closing
 from bdpl.backends._openai_errors import translate_openai_errors
 from bdpl.backends._toplogprobs import token_counter
 from bdpl.backends.base import Capabilities
@@ -22,7 +23,6 @@ from bdpl.types import Usage
 
 if TYPE_CHECKING:
     import openai
-    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 OPENAI_HOST = "api.openai.com"
 # Below this, OpenAI's chat API writes "very unlikely" instead of a log-prob.
@@ -76,7 +76,7 @@ def endpoint_id(client: openai.OpenAI) -> str:
     return netloc + str(url.path).rstrip("/")
 
 
-class ClientBackend:
+class ClientBackend(Closing):
     """What the OpenAI-style backends share: the SDK client, its endpoint, the model's name.
 
     Subclasses check their own settings, then call this ``__init__``. Every setting is fixed
@@ -114,7 +114,6 @@ class ClientBackend:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
         self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
         self._owns_client = client is None
-        self._closed = False
         # Identities name the endpoint, never the key (see :func:`endpoint_id`).
         self._endpoint = endpoint_id(self._client)
         self._model = model
@@ -137,21 +136,11 @@ class ClientBackend:
         An injected client is left open (it belongs to the caller). Idempotent; :meth:`score`
         on a closed backend raises :class:`~bdpl.errors.ConfigError`.
         """
-        if self._closed:
-            return
-        self._closed = True
+        super().close()
+
+    def _release(self) -> None:
         if self._owns_client:
             self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ConfigError(f"{type(self).__name__} was closed; build a new one to score")
 
     @property
     def capabilities(self) -> Capabilities:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
     Billing,
     ClientBackend,
@@ -15,7 +16,6 @@ from bdpl.backends._openai_client import (
     read_usage,
 )
 from bdpl.backends._toplogprobs import is_trailing_punctuation, match_labels, reply_form, topk_bound
-from bdpl._validate import positive_int
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
     OPENAI_HOST,
     Billing,
@@ -24,7 +25,6 @@ from bdpl.backends._toplogprobs import (
     span_logprob,
     topk_bound,
 )
-from bdpl._validate import positive_int
 from bdpl.errors import (
     BadRequestError,
     ConfigError,
