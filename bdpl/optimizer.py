@@ -63,7 +63,7 @@ class OptimizerState(NamedTuple):
     """Everything that changes during a fit (save it to checkpoint, restore it to resume).
 
     Attributes:
-        estimator: parameters and optimizer moments.
+        estimator: parameters, and moments for an estimator that keeps them.
         rng: the numpy ``PCG64`` bit generator's state (plain JSON).
     """
 
@@ -633,7 +633,11 @@ class Optimizer:
                 raise ConfigError("no backend: pass a backend, or a meter= built around one")
             options = _meter_options(budget, ledger, cache, meter_options)
             built = Meter(backend, **options)
-            opt = cls._from_checkpoint(path, saved, backend, meter=built, progress=progress)
+            try:
+                opt = cls._from_checkpoint(path, saved, backend, meter=built, progress=progress)
+            except BaseException:
+                built.close()
+                raise
             opt._owns_meter = True
             return opt
         return cls._from_checkpoint(
