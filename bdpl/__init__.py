@@ -16,7 +16,7 @@ from bdpl.backends.causal_lm import CausalLMBackend
 from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.backends.masked_lm import MaskedLMBackend
 from bdpl.backends.openai_chat import OpenAIChatBackend
-from bdpl.backends.openai_completion import OpenAIBackend
+from bdpl.backends.openai_completion import OpenAIBackend, OpenAICompletionBackend
 from bdpl.data import (
     find_data_dir,
     load_split,
@@ -56,10 +56,10 @@ from bdpl.metering import (
     QueryCache,
     RetryPolicy,
     estimate_cost,
-    estimate_fit_cost,
 )
 from bdpl.metrics import compute_metric
 from bdpl.optimizer import EpochRecord, FitResult, Optimizer, OptimizerState
+from bdpl.plan import FitPlan, estimate_fit_cost
 from bdpl.tasks import PRESETS, Dataset, Example, Task, get_task
 from bdpl.types import LabelScores, Query, Usage
 from bdpl.vocab import build_vocabulary, normalize_candidates, texts_of
@@ -87,6 +87,7 @@ __all__ = [
     "EstimatorState",
     "Example",
     "FakeBackend",
+    "FitPlan",
     "FitResult",
     "InvalidTaskError",
     "LabelScores",
@@ -98,6 +99,7 @@ __all__ = [
     "ModelNotFoundError",
     "OpenAIBackend",
     "OpenAIChatBackend",
+    "OpenAICompletionBackend",
     "Optimizer",
     "OptimizerState",
     "Planted",

@@ -36,7 +36,8 @@ gradient of the expected loss. Two estimators, picked by name with :func:`get_es
     best prompt more often than ``"loo"`` at the same budget (``benchmarks/estimators.md``).
 
 The estimators are stateless objects; their state is an explicit :class:`EstimatorState`,
-so checkpointing is saving four arrays and a counter.
+so checkpointing is saving its arrays and a counter (the Adam moments only for an estimator
+that uses them).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple, Protocol
+from typing import ClassVar, Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -56,23 +57,33 @@ IntArray = npt.NDArray[np.int64]
 
 
 class EstimatorState(NamedTuple):
-    """Parameters and optimizer moments of one estimator.
+    """Parameters and, for an estimator that keeps them, optimizer moments.
 
     Attributes:
         params: ``L x N``: probabilities (``"reference"``) or logits (``"loo"``).
-        m: Adam's first moment, same shape.
-        v: Adam's second moment, same shape.
+        m: Adam's first moment, same shape; ``None`` for an estimator without moments
+            (``"loo"``, plain SGD).
+        v: Adam's second moment, same shape; ``None`` likewise.
         step: updates taken so far.
     """
 
     params: FloatArray
-    m: FloatArray
-    v: FloatArray
-    step: int
+    m: FloatArray | None = None
+    v: FloatArray | None = None
+    step: int = 0
 
     def copy(self) -> EstimatorState:
         """A deep copy (arrays are mutable; a state kept as 'best' must not alias)."""
-        return EstimatorState(self.params.copy(), self.m.copy(), self.v.copy(), self.step)
+        return EstimatorState(
+            self.params.copy(),
+            None if self.m is None else self.m.copy(),
+            None if self.v is None else self.v.copy(),
+            self.step,
+        )
+
+    def without_moments(self) -> EstimatorState:
+        """The same state with no moments (for an estimator that never reads them)."""
+        return self._replace(m=None, v=None)
 
 
 class Estimator(Protocol):
@@ -86,6 +97,11 @@ class Estimator(Protocol):
     @property
     def learning_rate(self) -> float:
         """The step size."""
+        ...
+
+    @property
+    def uses_moments(self) -> bool:
+        """Whether its state carries Adam moments (``m``, ``v``)."""
         ...
 
     def init(self, prompt_length: int, n_candidates: int) -> EstimatorState:
@@ -147,12 +163,17 @@ def adam(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> EstimatorState:
-    """One Adam step; ``weight_decay`` adds AdamW's decoupled decay (as ``torch.optim.AdamW``)."""
+    """One Adam step; ``weight_decay`` adds AdamW's decoupled decay (as ``torch.optim.AdamW``).
+
+    Missing moments start at zero, as Adam's do.
+    """
     b1, b2 = betas
     t = state.step + 1
     params = state.params * (1.0 - learning_rate * weight_decay)
-    m = b1 * state.m + (1.0 - b1) * grad
-    v = b2 * state.v + (1.0 - b2) * np.square(grad)
+    m0 = np.zeros_like(state.params) if state.m is None else state.m
+    v0 = np.zeros_like(state.params) if state.v is None else state.v
+    m = b1 * m0 + (1.0 - b1) * grad
+    v = b2 * v0 + (1.0 - b2) * np.square(grad)
     m_hat = m / (1.0 - b1**t)
     v_hat = v / (1.0 - b2**t)
     params = params - learning_rate * m_hat / (np.sqrt(v_hat) + eps)
@@ -221,6 +242,7 @@ class ReferenceEstimator:
     weight_decay: float = 0.1
     floor: float = 1e-6
     name: str = "reference"
+    uses_moments: ClassVar[bool] = True
 
     def init(self, prompt_length: int, n_candidates: int) -> EstimatorState:
         p = np.full((prompt_length, n_candidates), 1.0 / n_candidates)
@@ -297,10 +319,10 @@ class LOOEstimator:
     learning_rate: float = 1.0
     shaping: Shaping = "standardise"
     name: str = "loo"
+    uses_moments: ClassVar[bool] = False  # plain SGD
 
     def init(self, prompt_length: int, n_candidates: int) -> EstimatorState:
-        z = np.zeros((prompt_length, n_candidates))
-        return EstimatorState(z, z.copy(), z.copy(), 0)
+        return EstimatorState(np.zeros((prompt_length, n_candidates)))
 
     def probs(self, state: EstimatorState) -> FloatArray:
         return softmax(state.params)
@@ -323,12 +345,12 @@ class LOOEstimator:
         _check(samples, losses, state.params.shape)
         shaped = _SHAPINGS[self.shaping](losses)
         if shaped is None:
-            return state._replace(step=state.step + 1)
+            return EstimatorState(state.params, step=state.step + 1)
         grad = self._scaled_gradient(softmax(state.params), samples, shaped)
         params = state.params - self.learning_rate * grad
         # Only differences of logits matter; re-centring keeps them far from overflow forever.
         params = params - params.max(axis=1, keepdims=True)
-        return EstimatorState(params, state.m, state.v, state.step + 1)
+        return EstimatorState(params, step=state.step + 1)
 
 
 ESTIMATORS: dict[str, Callable[..., Estimator]] = {

@@ -18,16 +18,19 @@
 
 from __future__ import annotations
 
-import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from bdpl import checkpoint
+from bdpl._validate import positive_int
 from bdpl.backends.base import Backend, capabilities_of
+from bdpl.checkpoint import FORMAT_VERSION
 from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.estimators import (
     ESTIMATORS,
@@ -38,22 +41,29 @@ from bdpl.estimators import (
     as_samples,
     get_estimator,
 )
+from bdpl.losses import LOSSES, LossName, losses_from_scores
 from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
+from bdpl.plan import FitPlan, estimate_fit_cost
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
 
-FORMAT_VERSION = 1
-LossName = Literal["ce", "hinge"]
-# Log-probs are floored here before the loss, so a backend's -inf (or a tiny value) gives a
-# large but finite loss; torch's BCE clamps log at -100 for the same reason.
-_MIN_LOGPROB = -1e4
+__all__ = [
+    "FORMAT_VERSION",
+    "EpochRecord",
+    "FitPlan",
+    "FitResult",
+    "LossName",
+    "Optimizer",
+    "OptimizerState",
+    "losses_from_scores",
+]
 
 
 class OptimizerState(NamedTuple):
     """Everything that changes during a fit (save it to checkpoint, restore it to resume).
 
     Attributes:
-        estimator: parameters and optimizer moments.
+        estimator: parameters, and moments for an estimator that keeps them.
         rng: the numpy ``PCG64`` bit generator's state (plain JSON).
     """
 
@@ -107,12 +117,6 @@ class FitResult:
     steps: int = 0
 
 
-def _positive_int(name: str, value: object, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
-    return int(value)
-
-
 def _check_candidates(candidates: Sequence[str]) -> list[str]:
     if isinstance(candidates, str):
         raise ConfigError("candidates must be a sequence of strings, not one string")
@@ -120,46 +124,6 @@ def _check_candidates(candidates: Sequence[str]) -> list[str]:
     if len(cands) < 2 or any(not c for c in cands) or len(set(cands)) != len(cands):
         raise ConfigError("candidates must hold at least 2 distinct non-empty strings")
     return cands
-
-
-def _task_to_json(task: Task) -> dict[str, Any]:
-    return {
-        "name": task.name,
-        "template": task.template,
-        "verbalizer": [[k, v] for k, v in task.verbalizer.items()],
-        "metric": task.metric,
-    }
-
-
-def _task_from_json(data: Mapping[str, Any]) -> Task:
-    return Task(
-        name=data["name"],
-        template=data["template"],
-        verbalizer={str(k): str(v) for k, v in data["verbalizer"]},
-        metric=data["metric"],
-    )
-
-
-def losses_from_scores(
-    logprobs: FloatArray, labels: IntArray, *, loss: LossName = "ce", margin: float = 1.0
-) -> FloatArray:
-    """Per-example losses from label log-probs (``... x K``) and true classes (``...``).
-
-    ``"ce"``: cross-entropy after renormalising over the labels (the reference's
-    ``CrossEntropyLoss`` on the label logits). ``"hinge"``: ``max(0, margin - (s_y - max_k s_k))``
-    over the other labels ``k``, the usual multi-class hinge. (The reference's ``MarginLoss``
-    with ``target=False`` has this difference the other way round, which rewards wrong
-    answers; its runs used cross-entropy.)
-    """
-    lp = np.maximum(np.nan_to_num(logprobs, nan=_MIN_LOGPROB, neginf=_MIN_LOGPROB), _MIN_LOGPROB)
-    true = np.take_along_axis(lp, labels[..., None], axis=-1)[..., 0]
-    if loss == "ce":
-        m = lp.max(axis=-1)
-        lse = m + np.log(np.exp(lp - m[..., None]).sum(axis=-1))
-        return np.asarray(lse - true, dtype=np.float64)
-    others = lp.copy()
-    np.put_along_axis(others, labels[..., None], -np.inf, axis=-1)
-    return np.asarray(np.maximum(0.0, margin - (true - others.max(axis=-1))), dtype=np.float64)
 
 
 class Optimizer:
@@ -176,8 +140,19 @@ class Optimizer:
     1e-4 as in ``run.sh``; ``"loo"``: 1.0, tuned on planted fakes, see
     ``benchmarks/``).
 
+    Metering is configured in one of two ways: give ``budget``/``ledger``/``cache`` (the
+    optimizer then builds a :class:`~bdpl.metering.Meter` around ``backend`` and closes it in
+    :meth:`close`), or give a ready ``meter=`` (for a price, retries or concurrency:
+    ``Optimizer(meter=Meter(backend, price=...))``), whose backend is then the optimizer's.
+
+    Ownership: the optimizer closes only the meter it built. A meter or a backend passed in
+    belongs to the caller, who closes it (both are context managers); the optimizer never
+    closes a backend.
+
     Args:
-        backend: the model, any :class:`~bdpl.backends.base.Backend`.
+        backend: the model, any :class:`~bdpl.backends.base.Backend`; may be left out when
+            ``meter`` is given (it is ``meter.backend``), and must be that very object when
+            both are given.
         task: the task; :meth:`fit` takes it from the training set when not given.
         candidates: the prompt vocabulary; :meth:`fit` builds one with
             :func:`bdpl.vocab.build_vocabulary` (``vocab_size`` phrases) when not given.
@@ -199,19 +174,20 @@ class Optimizer:
             (``$BDPL_CACHE_DIR`` or ``~/.cache/bdpl``), a path or a
             :class:`~bdpl.metering.QueryCache` another, ``False`` none.
         meter: a ready metering layer to use instead (then give none of the three above);
-            otherwise one is built as ``Meter(backend, budget=..., ledger=..., cache=...,
-            **meter_options)``.
-        meter_options: further keyword arguments for that ``Meter`` (``retry``, ``price``,
-            ``max_concurrency``).
+            otherwise one is built as ``Meter(backend, budget=..., ledger=..., cache=...)``.
+        meter_options: deprecated (removed in the next release): further keyword arguments
+            for the ``Meter`` built here. Build the meter instead:
+            ``meter=Meter(backend, price=..., retry=..., max_concurrency=...)``.
         progress: show a tqdm progress bar during :meth:`fit`.
 
     Raises:
-        ConfigError: on an invalid setting (the message names it).
+        ConfigError: on an invalid setting (the message names it), no backend and no meter,
+            or a ``backend`` that is not ``meter.backend``.
     """
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | None = None,
         *,
         task: Task | None = None,
         candidates: Sequence[str] | None = None,
@@ -232,12 +208,12 @@ class Optimizer:
         meter_options: Mapping[str, Any] | None = None,
         progress: bool = False,
     ) -> None:
-        self.prompt_length = _positive_int("prompt_length", prompt_length)
-        self.sample_size = _positive_int("sample_size", sample_size, 2)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.epochs = _positive_int("epochs", epochs)
-        self.vocab_size = _positive_int("vocab_size", vocab_size, 2)
-        self.seed = _positive_int("seed", seed, 0)
+        self.prompt_length = positive_int("prompt_length", prompt_length)
+        self.sample_size = positive_int("sample_size", sample_size, 2)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.epochs = positive_int("epochs", epochs)
+        self.vocab_size = positive_int("vocab_size", vocab_size, 2)
+        self.seed = positive_int("seed", seed, 0)
         if estimator not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {estimator!r}; use one of {sorted(ESTIMATORS)}")
         if learning_rate is not None and (
@@ -245,29 +221,37 @@ class Optimizer:
         ):
             raise ConfigError(f"learning_rate must be a number, got {learning_rate!r}")
         self.estimator: Estimator = get_estimator(estimator, learning_rate=learning_rate)
-        if loss not in ("ce", "hinge"):
-            raise ConfigError(f"loss must be 'ce' or 'hinge', got {loss!r}")
+        if loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
         if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
             raise ConfigError(f"margin must be a positive number, got {margin!r}")
-        options = dict(meter_options or {})
-        for name, value in (("budget", budget), ("ledger", ledger), ("cache", cache)):
-            if value is None:
-                continue
-            if name in options:
-                raise ConfigError(f"{name} is given twice: as an argument and in meter_options")
-            options[name] = value
-        if meter is not None and options:
-            raise ConfigError(
-                "give either a ready meter or budget/ledger/cache/meter_options, not both"
-            )
+        checked = None if candidates is None else _check_candidates(candidates)
+        if meter_options is not None:
+            warnings.warn(_METER_OPTIONS_DEPRECATED, DeprecationWarning, stacklevel=2)
+        options = _meter_options(budget, ledger, cache, meter_options)
+        self._owns_meter = meter is None
+        if meter is not None:
+            if options:
+                raise ConfigError(
+                    "give either a ready meter or budget/ledger/cache/meter_options, not both"
+                )
+            if not isinstance(meter, Meter):
+                raise ConfigError(f"meter must be a bdpl Meter, got {type(meter).__name__}")
+            if backend is not None and backend is not meter.backend:
+                raise ConfigError(
+                    "backend is not the meter's backend, so queries would go to another model "
+                    "than the one given; pass meter= alone (its backend is used)"
+                )
+        elif backend is None:
+            raise ConfigError("no backend: pass a backend, or a meter= built around one")
+        else:
+            meter = Meter(backend, **options)
         self.loss: LossName = loss
         self.margin = float(margin)
-        self.backend = backend
         self.task = task
         self.progress = progress
-        self._owns_meter = meter is None
-        self.meter = meter if meter is not None else Meter(backend, **options)
-        self.separator = capabilities_of(backend).pair_separator
+        self.meter: Meter = meter
+        self.separator = capabilities_of(self.backend).pair_separator
         self.queries = 0
         self.best_prompt: list[str] | None = None
         self.best_state: EstimatorState | None = None
@@ -275,14 +259,22 @@ class Optimizer:
         self.candidates: list[str] | None = None
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self._estimator_state: EstimatorState | None = None
-        if candidates is not None:
-            self._set_candidates(candidates)
+        if checked is not None:
+            self._set_candidates(checked)
+
+    @property
+    def backend(self) -> Backend:
+        """The model queries go to: always the meter's backend (read-only)."""
+        return self.meter.backend
 
     def close(self) -> None:
-        """Close the metering layer if this optimizer built it (a given meter is left open)."""
-        close = getattr(self.meter, "close", None)
-        if self._owns_meter and callable(close):
-            close()
+        """Close the meter if this optimizer built it; idempotent.
+
+        A meter passed in is left open (its owner closes it), and the backend is never closed
+        here: close it yourself, or use it as a context manager.
+        """
+        if self._owns_meter:
+            self.meter.close()
 
     def __enter__(self) -> Optimizer:
         return self
@@ -307,11 +299,16 @@ class Optimizer:
 
     @state.setter
     def state(self, value: OptimizerState) -> None:
-        shape = self._need_state().params.shape
-        if value.estimator.params.shape != shape:
-            raise ConfigError(f"state has shape {value.estimator.params.shape}, expected {shape}")
-        self._estimator_state = value.estimator.copy()
+        self._estimator_state = self._checked(value.estimator)
         self._rng.bit_generator.state = dict(value.rng)
+
+    def _checked(self, state: EstimatorState) -> EstimatorState:
+        """A copy of ``state`` if it fits this optimizer (moments only where they are used)."""
+        shape = self._need_state().params.shape
+        if state.params.shape != shape:
+            raise ConfigError(f"state has shape {state.params.shape}, expected {shape}")
+        state = state.copy()
+        return state if self.estimator.uses_moments else state.without_moments()
 
     @property
     def probs(self) -> FloatArray:
@@ -342,13 +339,17 @@ class Optimizer:
     def recommend(self) -> list[str]:
         """The most probable candidate at each position."""
         indices = np.argmax(self.estimator.probs(self._need_state()), axis=1)
-        return self.tokens(indices)
+        return self.phrases(indices)
 
-    def tokens(self, indices: Sequence[int] | IntArray) -> list[str]:
-        """Candidate strings for candidate indices."""
+    def phrases(self, indices: Sequence[int] | IntArray) -> list[str]:
+        """The candidate phrases at candidate indices (a prompt as text, one per position)."""
         if self.candidates is None:
             raise ConfigError("no candidates yet: pass candidates= or call fit() first")
         return [self.candidates[int(i)] for i in indices]
+
+    def tokens(self, indices: Sequence[int] | IntArray) -> list[str]:
+        """Alias of :meth:`phrases` (the old name: these are phrases, not tokenizer tokens)."""
+        return self.phrases(indices)
 
     # ----------------------------------------------------------------- scoring
     def _task_for(self, dataset: Dataset) -> Task:
@@ -382,7 +383,7 @@ class Optimizer:
         keys = [tuple(int(i) for i in p) for p in prompts]
         unique = list(dict.fromkeys(keys))
         labels = np.array([task.label_index(e) for e in examples], dtype=np.int64)
-        lp = self._score(task, [self.tokens(u) for u in unique], examples)
+        lp = self._score(task, [self.phrases(u) for u in unique], examples)
         per_prompt = losses_from_scores(
             lp, np.broadcast_to(labels, lp.shape[:2]), loss=self.loss, margin=self.margin
         ).mean(axis=1)
@@ -415,11 +416,26 @@ class Optimizer:
         )
 
     # ------------------------------------------------------------------- fit
+    def plan(self, n_train: int, n_dev: int = 0) -> FitPlan:
+        """How :meth:`fit` on ``n_train`` training and ``n_dev`` dev examples sends queries.
+
+        The fit loop walks this plan (its batches and steps), and :meth:`estimate_cost` prices
+        it, so the estimate is of what is actually sent.
+
+        Raises:
+            ConfigError: a negative or non-integer count.
+        """
+        return FitPlan.for_fit(
+            n_train=n_train,
+            n_dev=n_dev,
+            batch_size=self.batch_size,
+            sample_size=self.sample_size,
+            epochs=self.epochs,
+        )
+
     def max_queries(self, n_train: int, n_dev: int = 0) -> int:
         """Worst-case queries of :meth:`fit` (no prompt de-duplication, no cache hits)."""
-        n_train = _positive_int("n_train", n_train, 0)
-        n_dev = _positive_int("n_dev", n_dev, 0)
-        return self.epochs * (self.sample_size * n_train + n_dev)
+        return self.plan(n_train, n_dev).max_queries
 
     def prepare(self, train: Dataset) -> Task:
         """Fix the task and the prompt vocabulary from ``train``, as :meth:`fit` does first.
@@ -450,10 +466,13 @@ class Optimizer:
     ) -> CostEstimate:
         """Worst-case queries, requests, tokens and dollars of ``fit(train, dev)``.
 
-        No model is called; see :func:`bdpl.metering.estimate_fit_cost`.
-        """
-        from bdpl.metering import estimate_fit_cost
+        Builds the vocabulary first when none was given (as :meth:`prepare`); no model is
+        called. See :func:`bdpl.plan.estimate_fit_cost`.
 
+        Raises:
+            ConfigError: as :meth:`prepare`, or an empty training set.
+            UnknownPriceError: a paid model with no price and none given.
+        """
         self.prepare(train)
         return estimate_fit_cost(self, train, dev, price=price)
 
@@ -477,23 +496,20 @@ class Optimizer:
         Dataset(task, train.examples).label_indices()
         if dev is not None:
             Dataset(task, dev.examples).label_indices()
-        n_steps = math.ceil(len(examples) / self.batch_size)
+        plan = self.plan(len(examples), len(dev) if dev is not None else 0)
         history: list[EpochRecord] = []
         stop_reason = "epochs"
         steps = 0
         start = self.queries
-        bar = self._progress_bar(self.epochs * n_steps)
+        bar = self._progress_bar(plan.steps)
         try:
-            for epoch in range(self.epochs):
+            for epoch in range(plan.epochs):
                 order = self._rng.permutation(len(examples))
                 losses: list[float] = []
                 record_score: float | None = None
                 try:
-                    for s in range(n_steps):
-                        batch = [
-                            examples[i]
-                            for i in order[s * self.batch_size : (s + 1) * self.batch_size]
-                        ]
+                    for lo, hi in plan.batch_bounds:
+                        batch = [examples[i] for i in order[lo:hi]]
                         losses.append(self.step(batch, task))
                         steps += 1
                         if bar is not None:
@@ -563,76 +579,133 @@ class Optimizer:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write the learned prompt, distribution, task, settings and state as JSON."""
+        """Write the learned prompt, distribution, task, settings and state as JSON.
+
+        The file format is :mod:`bdpl.checkpoint`'s; :meth:`load` reads it back.
+        """
+        if self.candidates is None:
+            raise ConfigError("nothing to save yet: pass candidates= or call fit() first")
         state = self._need_state()
         best = self.best_state or state
-        data = {
-            "format": "bdpl.prompt",
-            "version": FORMAT_VERSION,
-            "prompt": self.best_prompt or self.recommend(),
-            "dev_score": self.best_score,
-            "candidates": self.candidates,
-            "task": _task_to_json(self.task) if self.task is not None else None,
-            "settings": self.settings(),
-            "distribution": self.estimator.probs(best).tolist(),
-            "best_state": _state_to_json(best),
-            "state": _state_to_json(state),
-            "rng": self._rng.bit_generator.state,
-        }
-        Path(path).write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        checkpoint.write(
+            path,
+            checkpoint.Checkpoint(
+                prompt=self.best_prompt or self.recommend(),
+                dev_score=self.best_score,
+                candidates=list(self.candidates),
+                task=self.task,
+                settings=self.settings(),
+                state=state,
+                best_state=best,
+                rng=dict(self._rng.bit_generator.state),
+                distribution=self.estimator.probs(best).tolist(),
+            ),
+        )
 
     @classmethod
     def load(
         cls,
         path: str | Path,
-        backend: Backend,
+        backend: Backend | None = None,
         *,
         meter: Meter | None = None,
+        budget: Budget | None = None,
+        ledger: Ledger | str | Path | None = None,
+        cache: QueryCache | str | Path | bool | None = None,
         meter_options: Mapping[str, Any] | None = None,
         progress: bool = False,
     ) -> Optimizer:
-        """Rebuild a saved optimizer (prompt, task, settings and state) around ``backend``.
+        """Rebuild a saved optimizer (prompt, task, settings and state) around a backend.
+
+        Metering is configured as for :class:`Optimizer`: ``budget``/``ledger``/``cache`` with
+        ``backend``, or a ready ``meter`` (``meter_options`` is deprecated likewise).
 
         Raises:
-            ConfigError: the file is not a saved bdpl prompt, or has another format version.
+            ConfigError: the file is not a saved bdpl prompt, has a version this bdpl cannot
+                read, or is malformed; or the metering arguments conflict.
         """
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            if data.get("format") != "bdpl.prompt" or data.get("version") != FORMAT_VERSION:
-                raise ConfigError(f"{path}: not a bdpl prompt file of version {FORMAT_VERSION}")
-            opt = cls(
-                backend,
-                task=_task_from_json(data["task"]) if data["task"] is not None else None,
-                candidates=data["candidates"],
-                meter=meter,
-                meter_options=meter_options,
-                progress=progress,
-                **data["settings"],
-            )
-            opt.state = OptimizerState(_state_from_json(data["state"]), data["rng"])
-            opt.best_state = _state_from_json(data["best_state"])
-            opt.best_prompt = [str(t) for t in data["prompt"]]
-            opt.best_score = data["dev_score"]
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
+        saved = checkpoint.read(path)
+        if meter_options is not None:
+            warnings.warn(_METER_OPTIONS_DEPRECATED, DeprecationWarning, stacklevel=2)
+            if meter is not None:
+                raise ConfigError("give either a ready meter or meter_options, not both")
+            if backend is None:
+                raise ConfigError("no backend: pass a backend, or a meter= built around one")
+            options = _meter_options(budget, ledger, cache, meter_options)
+            built = Meter(backend, **options)
+            try:
+                opt = cls._from_checkpoint(path, saved, backend, meter=built, progress=progress)
+            except BaseException:
+                built.close()
                 raise
+            opt._owns_meter = True
+            return opt
+        return cls._from_checkpoint(
+            path,
+            saved,
+            backend,
+            meter=meter,
+            budget=budget,
+            ledger=ledger,
+            cache=cache,
+            progress=progress,
+        )
+
+    @classmethod
+    def _from_checkpoint(
+        cls, path: str | Path, saved: checkpoint.Checkpoint, backend: Backend | None, **kw: Any
+    ) -> Optimizer:
+        unknown = sorted(set(saved.settings) - _SETTINGS)
+        if unknown:
+            raise ConfigError(f"{path}: malformed bdpl prompt file (unknown settings {unknown})")
+        opt = cls(backend, task=saved.task, candidates=saved.candidates, **kw, **saved.settings)
+        try:
+            opt.state = OptimizerState(saved.state, saved.rng)
+            opt.best_state = opt._checked(saved.best_state)
+        except (KeyError, TypeError, ValueError) as exc:
+            opt.close()
+            if isinstance(exc, ConfigError):
+                raise ConfigError(f"{path}: {exc}") from exc
             raise ConfigError(f"{path}: malformed bdpl prompt file ({exc!r})") from exc
+        opt.best_prompt = list(saved.prompt)
+        opt.best_score = saved.dev_score
         return opt
 
 
-def _state_to_json(state: EstimatorState) -> dict[str, Any]:
-    return {
-        "params": state.params.tolist(),
-        "m": state.m.tolist(),
-        "v": state.v.tolist(),
-        "step": state.step,
+_SETTINGS = frozenset(
+    {
+        "prompt_length",
+        "sample_size",
+        "learning_rate",
+        "estimator",
+        "loss",
+        "margin",
+        "batch_size",
+        "epochs",
+        "vocab_size",
+        "seed",
     }
+)
+
+_METER_OPTIONS_DEPRECATED = (
+    "meter_options is deprecated and will be removed in the next release; pass budget=, "
+    "ledger= and cache= directly, and for anything else build the meter yourself: "
+    "Optimizer(meter=Meter(backend, price=..., retry=..., max_concurrency=...))"
+)
 
 
-def _state_from_json(data: Mapping[str, Any]) -> EstimatorState:
-    return EstimatorState(
-        np.asarray(data["params"], dtype=np.float64),
-        np.asarray(data["m"], dtype=np.float64),
-        np.asarray(data["v"], dtype=np.float64),
-        int(data["step"]),
-    )
+def _meter_options(
+    budget: Budget | None,
+    ledger: Ledger | str | Path | None,
+    cache: QueryCache | str | Path | bool | None,
+    meter_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The keyword arguments of the ``Meter`` an optimizer builds (``None`` left out)."""
+    options = dict(meter_options or {})
+    for name, value in (("budget", budget), ("ledger", ledger), ("cache", cache)):
+        if value is None:
+            continue
+        if name in options:
+            raise ConfigError(f"{name} is given twice: as an argument and in meter_options")
+        options[name] = value
+    return options

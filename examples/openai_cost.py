@@ -1,6 +1,6 @@
 """What a reference-setting BDPL fit on SST-2 would cost at most on OpenAI, before paying anything.
 
-Uses the library's estimate (:func:`bdpl.metering.estimate_fit_cost`) with the shipped price
+Uses the library's estimate (:meth:`bdpl.Optimizer.estimate_cost`) with the shipped price
 table: every query is bounded by its example rendered with the longest candidate at every prompt
 position, no cache hits, every label needing the exact fallback. No request is made, so the API
 key below is a placeholder.
@@ -13,7 +13,6 @@ from __future__ import annotations
 from bdpl.backends.openai_chat import OpenAIChatBackend
 from bdpl.backends.openai_completion import OpenAIBackend
 from bdpl.data import load_split
-from bdpl.metering import estimate_fit_cost
 from bdpl.optimizer import Optimizer
 from bdpl.vocab import build_vocabulary
 
@@ -29,6 +28,6 @@ backends = [
 for backend in backends:
     # Reference settings (the Optimizer's defaults): prompt_length=10, sample_size=20,
     # batch_size=128, epochs=30.
-    with Optimizer(backend, candidates=candidates, meter_options={"cache": False}) as optimizer:
-        estimate = estimate_fit_cost(optimizer, train, dev)
+    with Optimizer(backend, candidates=candidates, cache=False) as optimizer:
+        estimate = optimizer.estimate_cost(train, dev)
     print(f"{backend.identity}: {estimate}")

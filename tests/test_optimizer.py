@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import hashlib
-import inspect
 import json
 import subprocess
 import sys
@@ -18,21 +17,17 @@ import pytest
 from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.metering import Meter
-from bdpl.optimizer import Optimizer, OptimizerState, losses_from_scores
+from bdpl.optimizer import Optimizer, OptimizerState
 from bdpl.tasks import Dataset, Example, get_task
 from bdpl.types import LabelScores, Query
 
 ROOT = Path(__file__).resolve().parents[1]
-# No disk cache in these tests (they count backend calls); the minimal Meter has none at all.
-NO_CACHE: dict[str, object] = (
-    {"cache": False} if "cache" in inspect.signature(Meter).parameters else {}
-)
 WORDS = [f"w{i}" for i in range(20)]
 
 
 def make_optimizer(backend: FakeBackend, **kwargs: Any) -> Optimizer:
     if "meter" not in kwargs:
-        kwargs.setdefault("meter_options", NO_CACHE)
+        kwargs.setdefault("cache", False)  # these tests count backend calls
     return Optimizer(backend, **kwargs)
 
 
@@ -89,18 +84,6 @@ def test_ask_tell_recommend() -> None:
         prompts = [np.array([3, 3, 3]), np.array([0, 1, 2]), np.array([4, 0, 1])]
         opt.tell(prompts, [0.0, 1.0, 1.0])
     assert opt.recommend() == ["w3", "w3", "w3"]
-
-
-def test_losses_from_scores() -> None:
-    lp = np.array([[np.log(0.2), np.log(0.8)], [np.log(0.5), np.log(0.5)], [0.0, -np.inf]])
-    labels = np.array([1, 0, 1])
-    ce = losses_from_scores(lp, labels)
-    np.testing.assert_allclose(ce[:2], [-np.log(0.8), np.log(2)])
-    assert np.isfinite(ce[2]) and ce[2] > 100  # -inf log-prob: large, finite
-    # Renormalised over the labels: unnormalised scores give the same loss.
-    np.testing.assert_allclose(losses_from_scores(lp[:2] - 3.0, labels[:2]), ce[:2])
-    hinge = losses_from_scores(lp, labels, loss="hinge", margin=1.0)
-    np.testing.assert_allclose(hinge[:2], [max(0, 1 - np.log(4)), 1.0])
 
 
 def test_dedup_scores_identical_prompts_once() -> None:
@@ -176,49 +159,12 @@ def test_same_seed_same_result_across_processes() -> None:
     assert out.stdout.strip() == here
 
 
-def test_save_load_roundtrip_and_resume(tmp_path: Path) -> None:
-    train = sst2(16)
-    fake = FakeBackend(planted=planted(2, train, 3))
-    opt = make_optimizer(
-        fake,
-        candidates=WORDS,
-        prompt_length=3,
-        sample_size=6,
-        batch_size=8,
-        epochs=2,
-        estimator="reference",
-        loss="hinge",
-        learning_rate=0.01,
-    )
-    opt.fit(train)
-    path = tmp_path / "prompt.json"
-    opt.save(path)
-    again = Optimizer.load(path, fake, meter_options=NO_CACHE)
-    assert again.best_prompt == opt.best_prompt and again.task == opt.task
-    assert again.settings() == opt.settings() and again.candidates == opt.candidates
-    np.testing.assert_array_equal(again.probs, opt.probs)
-    assert (
-        json.loads(path.read_text())["distribution"]
-        == opt.estimator.probs(
-            opt.best_state  # type: ignore[arg-type]
-        ).tolist()
-    )
-    # Resuming continues bit for bit.
-    for _ in range(3):
-        opt.step(list(train.examples))
-        again.step(list(train.examples))
-    np.testing.assert_array_equal(again.probs, opt.probs)
-    assert again.evaluate(train) == opt.evaluate(train)
-    path.write_text('{"format": "other"}')
-    with pytest.raises(ConfigError, match="not a bdpl prompt"):
-        Optimizer.load(path, fake, meter_options=NO_CACHE)
-
-
 class BudgetMeter(Meter):
-    """A meter that refuses any call that would pass ``limit`` queries (stands in for issue 3's)."""
+    """A meter that refuses any call that would pass ``limit`` queries, before the budget
+    layer is reached (so the optimizer's clean stop is tested on its own)."""
 
     def __init__(self, backend: FakeBackend, limit: int) -> None:
-        super().__init__(backend, **NO_CACHE)  # type: ignore[arg-type]
+        super().__init__(backend, cache=False)
         self.limit, self.used = limit, 0
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
@@ -285,7 +231,7 @@ def test_max_queries() -> None:
         ({"margin": 0}, "margin"),
         ({"candidates": ["a", "a"]}, "candidates"),
         ({"candidates": "abc"}, "candidates"),
-        ({"meter_options": {"x": 1}, "meter": object()}, "meter"),
+        ({"cache": False, "meter": object()}, "meter"),
     ],
 )
 def test_validation(kwargs: dict[str, object], match: str) -> None:
@@ -325,3 +271,64 @@ def test_a_bad_label_anywhere_is_reported_before_any_query() -> None:
     with pytest.raises(DataError, match="'2'"):
         opt.fit(Dataset(task, good), bad_dev)
     assert backend.call_count == 0
+
+
+def test_a_meter_alone_configures_the_optimizer() -> None:
+    fake = FakeBackend()
+    with Meter(fake, cache=False) as meter:
+        opt = Optimizer(meter=meter, candidates=WORDS[:3], prompt_length=1, sample_size=2)
+        assert opt.backend is fake is meter.backend
+        with pytest.raises(AttributeError):
+            opt.backend = FakeBackend()  # type: ignore[misc]
+        assert Optimizer(fake, meter=meter).meter is meter  # the same object: fine
+        opt.close()
+        opt.close()  # idempotent, and a meter passed in is left open:
+        assert meter.score([Query("It was", ".", (" bad", " good"))])
+
+
+def test_a_backend_that_is_not_the_meters_is_refused() -> None:
+    with (
+        Meter(FakeBackend(), cache=False) as meter,
+        pytest.raises(ConfigError, match="not the meter's backend"),
+    ):
+        Optimizer(FakeBackend(), meter=meter)
+    with pytest.raises(ConfigError, match="no backend"):
+        Optimizer()
+    with pytest.raises(ConfigError, match="not both"):
+        Optimizer(meter=Meter(FakeBackend(), cache=False), cache=False)
+
+
+def test_meter_options_still_work_with_a_deprecation_warning(tmp_path: Path) -> None:
+    fake = FakeBackend()
+    with pytest.warns(DeprecationWarning, match=r"meter=Meter\(backend, price=") as caught:
+        opt = Optimizer(fake, candidates=WORDS[:3], meter_options={"cache": False})
+    assert caught[0].filename == __file__  # points at the caller
+    assert opt.meter.cache.enabled is False and opt.backend is fake
+    opt.save(tmp_path / "p.json")
+    with pytest.warns(DeprecationWarning, match="meter_options is deprecated") as caught:
+        again = Optimizer.load(tmp_path / "p.json", fake, meter_options={"cache": False})
+    assert caught[0].filename == __file__
+    assert again.meter.cache.enabled is False and again.candidates == WORDS[:3]
+    again.close()
+
+
+class ClosingBackend(FakeBackend):
+    """A fake that counts close() calls (the optimizer and meter must make none)."""
+
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_closing_an_optimizer_never_closes_the_users_backend() -> None:
+    backend = ClosingBackend()
+    with Optimizer(backend, candidates=WORDS[:3], cache=False) as opt:
+        pass
+    opt.close()
+    assert backend.closed == 0
+
+
+def test_phrases_and_the_tokens_alias() -> None:
+    opt = make_optimizer(FakeBackend(), candidates=["a film", "the plot", "meh"], prompt_length=2)
+    assert opt.phrases([0, 1]) == ["a film", "the plot"] == opt.tokens([0, 1])

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bdpl._validate import positive_int
+from bdpl.backends._lifecycle import Closing
 from bdpl.backends.base import Capabilities
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
@@ -32,14 +34,13 @@ def check_sizes(batch_size: int, max_batch_size: int | None, max_input_tokens: i
     """Check the batching and truncation settings both local backends take.
 
     Raises:
-        ConfigError: a size below 1.
+        ConfigError: a size that is not an integer >= 1.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    if max_batch_size is not None and max_batch_size < 1:
-        raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
-    if max_input_tokens is not None and max_input_tokens < 1:
-        raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
+    positive_int("batch_size", batch_size)
+    if max_batch_size is not None:
+        positive_int("max_batch_size", max_batch_size)
+    if max_input_tokens is not None:
+        positive_int("max_input_tokens", max_input_tokens)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -546,16 +547,22 @@ def total_usage(
     return total
 
 
-class LocalBackend:
+class LocalBackend(Closing):
     """What the in-process backends share: one model, its name and batching, empty calls.
 
-    Subclasses set ``_name``, ``_batch_size`` and ``_max_batch_size`` in ``__init__`` and
-    implement :meth:`_rows` (the token rows a call runs, for :meth:`estimate`) and
-    :meth:`_score` (a non-empty call).
+    Subclasses set ``_name``, ``_batch_size``, ``_max_batch_size``, ``_model``, ``_tokenizer``
+    and ``_lock`` in ``__init__`` and implement :meth:`_rows` (the token rows a call runs, for
+    :meth:`estimate`) and :meth:`_score` (a non-empty call). Every setting is fixed at
+    construction (read-only properties over private fields), so the identity cannot drift.
+
+    A local backend is a context manager; :meth:`close` drops its references to the model and
+    tokenizer so their memory (also on a GPU) can be freed.
     """
 
     _pair_separator = "\n"
     _model: Any
+    _tokenizer: Any
+    _lock: threading.Lock
     _dtype: torch.dtype
     _name: str
     _batch_size: int
@@ -610,6 +617,7 @@ class LocalBackend:
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """The exact usage ``score(queries)`` will report (tokens and forward passes)."""
+        self._check_open()
         owners, rows = self._rows(queries)
         return total_usage(len(queries), owners, rows, self._batch_size)
 
@@ -617,12 +625,30 @@ class LocalBackend:
         """Score each query's labels (see the class docstring).
 
         Raises:
-            ConfigError: a label word the tokenizer cannot represent.
+            ConfigError: a label word the tokenizer cannot represent, or a closed backend.
             UnsupportedQueryError: a query too long for the model even with its inputs cut.
         """
+        self._check_open()
         if not queries:
             return []
         return self._score(queries)
+
+    def close(self) -> None:
+        """Drop the model and tokenizer (idempotent); a forward pass in progress ends first.
+
+        Nothing else may hold them for their memory to be freed: a model object passed in
+        is still the caller's.
+        """
+        super().close()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._model = None
+            self._tokenizer = None
+            self._forget()
+
+    def _forget(self) -> None:
+        """Drop what a subclass holds besides the model and tokenizer (under the lock)."""
 
     def _rows(self, queries: Sequence[Query]) -> tuple[list[int], list[list[int]]]:
         """The token rows ``score(queries)`` runs and the query owning each."""

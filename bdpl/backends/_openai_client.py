@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from bdpl.backends._lifecycle import Closing
 from bdpl.backends._openai_errors import translate_openai_errors
 from bdpl.backends._toplogprobs import token_counter
 from bdpl.backends.base import Capabilities
@@ -75,10 +76,16 @@ def endpoint_id(client: openai.OpenAI) -> str:
     return netloc + str(url.path).rstrip("/")
 
 
-class ClientBackend:
+class ClientBackend(Closing):
     """What the OpenAI-style backends share: the SDK client, its endpoint, the model's name.
 
-    Subclasses check their own settings, then call this ``__init__``.
+    Subclasses check their own settings, then call this ``__init__``. Every setting is fixed
+    at construction (read-only properties over private fields), so :attr:`identity`, which
+    names them, cannot drift under a cache or a meter.
+
+    A backend is a context manager; :meth:`close` closes the client's connection pool when
+    the backend built the client itself. An injected ``client`` belongs to the caller and is
+    left open (the backend uses a copy of it that shares its connection pool).
 
     Args:
         model: the model name as the endpoint knows it (also used to look up prices).
@@ -103,14 +110,37 @@ class ClientBackend:
         base_url: str | None,
         timeout: float,
     ) -> None:
-        if not timeout > 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
         self._client = build_client(client, api_key=api_key, base_url=base_url, timeout=timeout)
+        self._owns_client = client is None
         # Identities name the endpoint, never the key (see :func:`endpoint_id`).
         self._endpoint = endpoint_id(self._client)
-        self.model = model
-        self.timeout = timeout
+        self._model = model
+        self._timeout = float(timeout)
         self._count_tokens = token_counter(model)
+
+    @property
+    def model(self) -> str:
+        """The model name as the endpoint knows it (also used to look up prices)."""
+        return self._model
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per HTTP request."""
+        return self._timeout
+
+    def close(self) -> None:
+        """Release the backend: close the client's connection pool if the backend built it.
+
+        An injected client is left open (it belongs to the caller). Idempotent; :meth:`score`
+        on a closed backend raises :class:`~bdpl.errors.ConfigError`.
+        """
+        super().close()
+
+    def _release(self) -> None:
+        if self._owns_client:
+            self._client.close()
 
     @property
     def capabilities(self) -> Capabilities:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 
+from bdpl.tokens import count_tokens
+
 _PUNCTUATION = " .,!?;:"
 
 
@@ -127,11 +129,10 @@ def offsets_from_end(tokens: Sequence[str], length: int) -> list[int]:
 def token_counter(model: str) -> Callable[[str], int]:
     """How budget estimates count a prompt's tokens for ``model``: an upper bound.
 
-    :func:`bdpl.metering.tokens.count_tokens` (tiktoken when its file is on disk, else one
+    :func:`bdpl.tokens.count_tokens` (tiktoken when its file is on disk, else one
     token per UTF-8 byte) plus one token for a beginning-of-sequence marker that some servers
     add to every prompt.
     """
-    from bdpl.metering.tokens import count_tokens
 
     def count(text: str) -> int:
         return count_tokens(text, model) + 1

@@ -170,7 +170,7 @@ class CausalLMBackend(_hf.LocalBackend):
             (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
         )
         # Left padding needs explicit position ids; without them, pad on the right.
-        self.left_pad = "position_ids" in params
+        self._left_pad = "position_ids" in params
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
         self._name = name or _hf.model_name(source, self._model)
@@ -188,6 +188,11 @@ class CausalLMBackend(_hf.LocalBackend):
         """
         return self._identity
 
+    @property
+    def left_pad(self) -> bool:
+        """Whether rows are padded on the left (the model takes explicit position ids)."""
+        return self._left_pad
+
     def label_token_ids(self, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
         """Check label words up front; returns each label's token ids on its own.
 
@@ -199,6 +204,7 @@ class CausalLMBackend(_hf.LocalBackend):
         Raises:
             ConfigError: a label is empty or has a token the tokenizer cannot represent.
         """
+        self._check_open()
         key = tuple(labels)
         if key not in self._label_ids:
             self._label_ids[key] = _hf.label_token_ids(self._tokenizer, key)
@@ -362,14 +368,14 @@ class CausalLMBackend(_hf.LocalBackend):
         """
         import torch
 
-        ids, attn = _hf.pad(rows, self._pad_id, left=self.left_pad, device=self._device)
+        ids, attn = _hf.pad(rows, self._pad_id, left=self._left_pad, device=self._device)
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": attn, "use_cache": False}
-        if self.left_pad:
+        if self._left_pad:
             kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0)
             if self._keep_arg is not None:
                 kwargs[self._keep_arg] = keep
         logits = self._model(**kwargs).logits
-        if self.left_pad:
+        if self._left_pad:
             tail = logits[:, -keep:]
         else:
             # Right padding: gather each row's own last `keep` positions.

@@ -112,7 +112,7 @@ class MaskedLMBackend(_hf.LocalBackend):
         # back to the full logits.
         head = getattr(self._model, "lm_head", None)
         self._head = head if head is not None else getattr(self._model, "cls", None)
-        self.head_only = self._head is not None
+        self._head_only = self._head is not None
         self._label_ids: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
         self._lock = threading.Lock()
         self._name = _hf.model_name(source, self._model)
@@ -130,6 +130,14 @@ class MaskedLMBackend(_hf.LocalBackend):
         """
         return self._identity
 
+    @property
+    def head_only(self) -> bool:
+        """Whether the MLM head is applied only at the masks (the model's head is known)."""
+        return self._head_only
+
+    def _forget(self) -> None:
+        self._head = None
+
     def label_token_ids(self, labels: Sequence[str]) -> tuple[tuple[int, ...], ...]:
         """The token ids of each label word as it stands in the slot.
 
@@ -141,6 +149,7 @@ class MaskedLMBackend(_hf.LocalBackend):
                 (its unknown token), or, with the ``"first"`` policy, two labels share their
                 first sub-token (they would always tie).
         """
+        self._check_open()
         key = tuple(labels)
         cached = self._label_ids.get(key)
         if cached is not None:
@@ -261,7 +270,7 @@ class MaskedLMBackend(_hf.LocalBackend):
         self, ids: torch.Tensor, attn: torch.Tensor | None, rows: list[int], cols: list[int]
     ) -> torch.Tensor:
         """Vocabulary logits at the given (row, column) positions, shape (positions, vocab)."""
-        if self.head_only and self._head is not None:
+        if self._head_only and self._head is not None:
             hidden = self._model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
             result: torch.Tensor = self._head(hidden[rows, cols])
             return result

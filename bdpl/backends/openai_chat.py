@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
     Billing,
     ClientBackend,
@@ -47,8 +48,8 @@ class OpenAIChatBackend(ClientBackend):
     likely to answer with (and a ``system`` message that asks for one word) so that they land in
     the top-k.
 
-    Key handling, retries and errors are as for
-    :class:`~bdpl.backends.openai_completion.OpenAIBackend`.
+    Key handling, retries, errors, read-only settings and :meth:`close` are as for
+    :class:`~bdpl.backends.openai_completion.OpenAICompletionBackend`.
 
     Args:
         model: the chat model's name (also used to look up prices).
@@ -87,23 +88,36 @@ class OpenAIChatBackend(ClientBackend):
     ) -> None:
         if not model:
             raise ConfigError("model must be a non-empty model name")
-        if isinstance(top_logprobs, bool) or not 1 <= top_logprobs <= MAX_TOP_LOGPROBS:
+        top_logprobs = positive_int("top_logprobs", top_logprobs)
+        if top_logprobs > MAX_TOP_LOGPROBS:
             raise ConfigError(
                 f"top_logprobs must be 1..{MAX_TOP_LOGPROBS} for chat, got {top_logprobs!r}"
             )
-        if isinstance(max_concurrency, bool) or max_concurrency < 1:
-            raise ConfigError(
-                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
-            )
+        max_concurrency = positive_int("max_concurrency", max_concurrency)
         if max_tokens_param not in _MAX_TOKENS_PARAMS:
             raise ConfigError(
                 f"max_tokens_param must be one of {_MAX_TOKENS_PARAMS}, got {max_tokens_param!r}"
             )
         super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
-        self.top_logprobs = top_logprobs
+        self._top_logprobs = top_logprobs
         self._max_concurrency = max_concurrency
-        self.system = system
-        self.max_tokens_param: MaxTokensParam = max_tokens_param
+        self._system = system
+        self._max_tokens_param: MaxTokensParam = max_tokens_param
+
+    @property
+    def top_logprobs(self) -> int:
+        """Reply-token log-probs each request asks for."""
+        return self._top_logprobs
+
+    @property
+    def system(self) -> str | None:
+        """The system message put before every query, if any."""
+        return self._system
+
+    @property
+    def max_tokens_param(self) -> MaxTokensParam:
+        """The request field that caps the reply at one token."""
+        return self._max_tokens_param
 
     @property
     def identity(self) -> str:
@@ -120,7 +134,7 @@ class OpenAIChatBackend(ClientBackend):
         return base + ":system-" + hashlib.sha256(self.system.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
-        return f"OpenAIChatBackend({self.identity!r})"
+        return f"{type(self).__name__}({self.identity!r})"
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
         """Label log-probs for each query, one request each (see the class docstring).
@@ -132,6 +146,7 @@ class OpenAIChatBackend(ClientBackend):
                 query's request was answered (and so billed), the error's ``usage`` holds what
                 those requests reported.
         """
+        self._check_open()
         queries = list(queries)
         for q in queries:
             if not q.labels or any(not label.strip() for label in q.labels):
@@ -141,7 +156,7 @@ class OpenAIChatBackend(ClientBackend):
             if not is_trailing_punctuation(q.after):
                 raise UnsupportedQueryError(
                     f"{self.identity}: chat replies cannot score a label followed by {q.after!r}"
-                    " (no echo on chat endpoints); use OpenAIBackend with a fallback"
+                    " (no echo on chat endpoints); use OpenAICompletionBackend with a fallback"
                 )
         billing = Billing()
         with billing.charge_failures():  # the error carries what was billed

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
     OPENAI_HOST,
     Billing,
@@ -40,7 +41,7 @@ _FALLBACKS: tuple[str, ...] = ("echo", "prompt_logprobs", "none")
 T = TypeVar("T")
 
 
-class OpenAIBackend(ClientBackend):
+class OpenAICompletionBackend(ClientBackend):
     """Label log-probs from an OpenAI-style ``/v1/completions`` endpoint.
 
     Each :meth:`score` call sends its queries as one list of prompts (``max_tokens=1``,
@@ -75,8 +76,13 @@ class OpenAIBackend(ClientBackend):
     The API key (``api_key`` or ``OPENAI_API_KEY``) is handed to the SDK client only: it is not
     kept on the backend, not in :attr:`identity`, and removed from every error message. The
     SDK's retries are off (``max_retries=0``): the metering layer retries. The backend holds no
-    mutable state and the SDK client is thread-safe, so up to ``max_concurrency`` calls may run
-    at once.
+    mutable state (its settings are read-only) and the SDK client is thread-safe, so up to
+    ``max_concurrency`` calls may run at once.
+
+    Use it in a ``with`` block, or call :meth:`close`, to close the connection pool of a client
+    it built; an injected ``client`` belongs to the caller and stays open.
+
+    ``OpenAIBackend`` is another name for this class.
 
     Args:
         model: the model name as the endpoint knows it (also used to look up prices).
@@ -95,8 +101,8 @@ class OpenAIBackend(ClientBackend):
         ConfigError: bad settings (also more than 5 top logprobs from OpenAI itself), or no
             API key for OpenAI.
 
-    >>> backend = OpenAIBackend("davinci-002", api_key="sk-test")
-    >>> backend.identity
+    >>> with OpenAICompletionBackend("davinci-002", api_key="sk-test") as backend:
+    ...     backend.identity
     'openai-completions:api.openai.com/v1:davinci-002:top5:echo'
     """
 
@@ -117,22 +123,29 @@ class OpenAIBackend(ClientBackend):
             raise ConfigError("model must be a non-empty model name")
         if fallback not in _FALLBACKS:
             raise ConfigError(f"fallback must be one of {_FALLBACKS}, got {fallback!r}")
-        for name, value in (
-            ("top_logprobs", top_logprobs),
-            ("max_batch_size", max_batch_size),
-            ("max_concurrency", max_concurrency),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        top_logprobs = positive_int("top_logprobs", top_logprobs)
+        max_batch_size = positive_int("max_batch_size", max_batch_size)
+        max_concurrency = positive_int("max_concurrency", max_concurrency)
         super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
-        self.top_logprobs = top_logprobs
+        self._top_logprobs = top_logprobs
         self._max_concurrency = max_concurrency
         if self._client.base_url.host == OPENAI_HOST and top_logprobs > 5:
+            self.close()
             raise ConfigError(
                 f"OpenAI's completions return at most 5 top logprobs, not {top_logprobs}"
             )
-        self.fallback: Fallback = fallback
+        self._fallback: Fallback = fallback
         self._max_batch_size = max_batch_size
+
+    @property
+    def top_logprobs(self) -> int:
+        """How many next-token log-probs each request asks for."""
+        return self._top_logprobs
+
+    @property
+    def fallback(self) -> Fallback:
+        """How labels outside the top-k are scored (see the class docstring)."""
+        return self._fallback
 
     @property
     def identity(self) -> str:
@@ -147,7 +160,7 @@ class OpenAIBackend(ClientBackend):
         )
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend({self.identity!r})"
+        return f"{type(self).__name__}({self.identity!r})"
 
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
         """Label log-probs for each query (see the class docstring).
@@ -160,6 +173,7 @@ class OpenAIBackend(ClientBackend):
                 When an earlier request of the call was answered (and so billed), the error's
                 ``usage`` holds what those requests reported.
         """
+        self._check_open()
         queries = list(queries)
         for q in queries:
             _check_query(q)
@@ -373,3 +387,7 @@ def _known(value: float | None) -> float:
     if value is None:  # every label is scored above; this guards the invariant
         raise AssertionError("a label was left unscored")
     return value
+
+
+OpenAIBackend = OpenAICompletionBackend
+"""The former name of :class:`OpenAICompletionBackend`, kept for existing code."""

@@ -3,12 +3,13 @@
 It caches paid answers on disk (:class:`QueryCache`), records every paid call in a ledger
 (:class:`Ledger`), keeps spending within a :class:`Budget`, prices usage (:class:`Price`, the
 shipped price table), retries what is retryable (:class:`RetryPolicy`, on tenacity) and can
-estimate a run's worst-case cost before it starts (:func:`estimate_cost`).
+estimate a run's worst-case cost before it starts (:func:`estimate_cost`; a fit's own estimate
+is :meth:`bdpl.Optimizer.estimate_cost`, as the metering layer knows nothing of the optimizer).
 """
 
 from bdpl.metering.budget import Budget, Reservation, Spend
 from bdpl.metering.cache import CACHE_FORMAT_VERSION, CacheStats, QueryCache, cache_key
-from bdpl.metering.estimate import CostEstimate, estimate_cost, estimate_fit_cost
+from bdpl.metering.estimate import CostEstimate, estimate_cost
 from bdpl.metering.ledger import Ledger, LedgerRecord, LedgerSummary, format_summary
 from bdpl.metering.meter import Meter, MeterStats, default_cache
 from bdpl.metering.prices import FREE, Price, price_for, price_table
@@ -35,7 +36,6 @@ __all__ = [
     "count_tokens",
     "default_cache",
     "estimate_cost",
-    "estimate_fit_cost",
     "estimate_usage",
     "format_summary",
     "price_for",

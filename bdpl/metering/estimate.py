@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bdpl.backends.base import capabilities_of
 from bdpl.errors import ConfigError
@@ -13,11 +12,7 @@ from bdpl.metering.prices import Price, price_for
 from bdpl.metering.tokens import estimate_usage
 from bdpl.types import Query, Usage
 
-if TYPE_CHECKING:  # the optimizer imports this package: no import at run time
-    from bdpl.optimizer import Optimizer
-    from bdpl.tasks import Dataset
-
-__all__ = ["CostEstimate", "estimate_cost", "estimate_fit_cost"]
+__all__ = ["CostEstimate", "estimate_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +66,10 @@ def estimate_cost(
 
     Args:
         backend: the backend that would answer; its ``estimate`` is used when it has one (else
-            the conservative rule of :mod:`bdpl.metering.tokens`). It is never called to score.
+            the conservative rule of :mod:`bdpl.tokens`). It is never called to score.
         queries_sample: representative queries, the longest included.
-        n_queries: how many queries the run sends at most (e.g. the optimizer's
-            ``max_queries(n_train, n_dev)``).
+        n_queries: how many queries the run sends at most (for a fit, its plan's
+            ``max_queries``; :meth:`bdpl.Optimizer.estimate_cost` does all this for a fit).
         batch_sizes: sizes of the ``Meter.score`` calls the run makes (each is split into
             chunks of ``max_batch_size``, one backend call each); default: one call of
             ``n_queries``. Needed for a right bound on requests.
@@ -142,61 +137,4 @@ def estimate_cost(
         chosen.cost(total),
         model,
         chosen,
-    )
-
-
-def estimate_fit_cost(
-    optimizer: Optimizer,
-    train: Dataset,
-    dev: Dataset | None = None,
-    *,
-    price: Price | None = None,
-) -> CostEstimate:
-    """Worst-case cost of ``optimizer.fit(train, dev)``, without calling the model.
-
-    Every query is bounded by its example rendered with the longest candidate at every prompt
-    position, and the number of queries by ``optimizer.max_queries(len(train), len(dev))``
-    (no prompt de-duplication, no cache hits), sent as ``fit`` sends them: per epoch, one
-    metered batch of ``sample_size x batch_size`` queries per step, and one of the dev set.
-
-    Args:
-        optimizer: a configured :class:`~bdpl.optimizer.Optimizer` with its candidates set
-            (pass ``candidates=``; without them the vocabulary is only built inside ``fit``).
-        train: the training set ``fit`` would get.
-        dev: the dev set ``fit`` would get.
-        price: overrides the price table; defaults to the optimizer's meter's price.
-
-    Raises:
-        ConfigError: the optimizer has no candidates yet, or no task.
-    """
-    if optimizer.candidates is None:
-        raise ConfigError(
-            "estimate_fit_cost needs the optimizer's candidates: pass candidates= to Optimizer"
-        )
-    task = optimizer.task if optimizer.task is not None else train.task
-    backend = optimizer.meter.backend
-    probe = train.examples[0]
-
-    def cost(candidate: str) -> int:
-        # By the backend's own token count: a shorter word can have more tokens.
-        query = task.render([candidate], probe, separator=optimizer.separator)
-        return estimate_usage(backend, [query]).total_tokens
-
-    longest = max(optimizer.candidates, key=lambda c: (cost(c), len(c.encode())))
-    prompt = [longest] * optimizer.prompt_length
-    examples = list(train.examples) + (list(dev.examples) if dev is not None else [])
-    sample = [task.render(prompt, e, separator=optimizer.separator) for e in examples]
-    n_dev = len(dev) if dev is not None else 0
-    per_epoch = [
-        optimizer.sample_size * min(optimizer.batch_size, len(train) - start)
-        for start in range(0, len(train), optimizer.batch_size)
-    ] + ([n_dev] if n_dev else [])
-    n = optimizer.max_queries(len(train), n_dev)
-    return estimate_cost(
-        backend,
-        sample,
-        n,
-        batch_sizes=per_epoch * optimizer.epochs,
-        price=price if price is not None else optimizer.meter.price,
-        max_batch_size=optimizer.meter.max_batch_size,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -110,8 +110,9 @@ class Meter:
     same moment may be paid twice).
 
     Args:
-        backend: any backend. Its optional ``max_batch_size``, ``max_concurrency``, ``model``,
-            ``is_local`` and ``estimate`` are used (see :mod:`bdpl.backends.base`).
+        backend: any backend. Its capabilities (``max_batch_size``, ``max_concurrency``,
+            ``model``, ``is_local``) and its optional ``estimate`` are used (see
+            :mod:`bdpl.backends.base`).
         cache: a :class:`QueryCache` or a directory for one; ``None`` or ``True`` for the
             default disk cache at ``<cache root>/queries`` (``$BDPL_CACHE_DIR``, else the XDG
             user cache directory); ``False`` for none (every query is paid).
@@ -123,8 +124,10 @@ class Meter:
             does not list).
         max_concurrency: chunks in flight at once; defaults to, and is capped at, the backend's
             ``max_concurrency`` (1 when it declares none: not known to be thread-safe).
-        cache_params: extra settings that change the backend's answers but are not in its
-            identity; they become part of every cache key.
+
+    Ownership: :meth:`close` closes the cache and ledger the meter opened from paths (or the
+    default cache), never the backend, nor a :class:`QueryCache` or :class:`Ledger` passed in:
+    what the caller passed in, the caller closes.
 
     Raises:
         UnknownPriceError: a paid backend whose model has no price and none was given.
@@ -158,7 +161,6 @@ class Meter:
         retry: RetryPolicy | None = None,
         price: Price | None = None,
         max_concurrency: int | None = None,
-        cache_params: Mapping[str, object] | None = None,
     ) -> None:
         self.backend = backend
         self.identity = str(backend.identity)
@@ -183,7 +185,6 @@ class Meter:
             self.ledger, self._owns_ledger = Ledger(ledger), True
         self.budget = budget if budget is not None else Budget()
         self.retry = retry if retry is not None else RetryPolicy()
-        self.cache_params = dict(cache_params) if cache_params else None
         self.max_batch_size = caps.max_batch_size
         allowed = caps.max_concurrency
         self.max_concurrency = allowed if max_concurrency is None else min(allowed, max_concurrency)
@@ -210,10 +211,6 @@ class Meter:
         with self._lock:
             return self._stats
 
-    def estimate(self, queries: Sequence[Query]) -> Spend:
-        """An upper bound on what one call with ``queries`` could spend."""
-        return self._spend(len(queries), estimate_usage(self.backend, queries))
-
     def score(self, queries: Sequence[Query]) -> list[LabelScores]:
         """Scores for ``queries``, in order; each distinct query is paid for at most once.
 
@@ -223,7 +220,9 @@ class Meter:
             BackendError: a call failed for good (after retries, when retryable).
         """
         if str(self.backend.identity) != self.identity:
-            # Cached answers and prices belong to the identity the meter was built with.
+            # bdpl's own backends fix their settings at construction, so this guards
+            # third-party backends whose identity can change: cached answers and prices belong
+            # to the identity the meter was built with. One string comparison per call.
             raise ConfigError(
                 f"the backend's identity changed from {self.identity!r} to "
                 f"{self.backend.identity!r} after its Meter was built (a setting such as the "
@@ -234,7 +233,7 @@ class Meter:
         answers: dict[Query, LabelScores] = {}
         misses: list[tuple[Query, str]] = []
         for q in unique:
-            key = cache_key(self.identity, q, self.cache_params) if self.cache.enabled else ""
+            key = cache_key(self.identity, q) if self.cache.enabled else ""
             hit = self.cache.get_keyed(key, q)
             if hit is None:
                 misses.append((q, key))
@@ -253,7 +252,11 @@ class Meter:
         return [answers[q] for q in queries]
 
     def close(self) -> None:
-        """Stop the worker threads and close what the meter opened itself."""
+        """Stop the worker threads and close what the meter opened itself.
+
+        The backend is left open, and so are a cache or ledger object passed in: they belong
+        to the caller (close a backend with its own ``close()`` or a ``with`` block).
+        """
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

@@ -83,7 +83,7 @@ def price_for(backend: object, override: Price | None = None) -> Price:
     """The price the meter charges for ``backend``'s usage.
 
     Args:
-        backend: any backend; its optional ``is_local`` and ``model`` attributes are read.
+        backend: any backend; its capabilities' ``is_local`` and ``model`` are read.
         override: a price that takes precedence over everything else.
 
     Returns:
@@ -104,7 +104,8 @@ def price_for(backend: object, override: Price | None = None) -> Price:
     if found is None:
         raise UnknownPriceError(
             f"no price for model {model!r} in bdpl's price table (updated {table.updated}); "
-            "pass one, e.g. Meter(backend, price=Price(input_per_1m=..., output_per_1m=...)) "
-            "or Optimizer(..., meter_options={'price': Price(...)}), in USD per 1M tokens"
+            "pass one in USD per 1M tokens to the meter, "
+            "Meter(backend, price=Price(input_per_1m=..., output_per_1m=...)), and give that "
+            "meter to the optimizer: Optimizer(meter=meter, ...)"
         )
     return found

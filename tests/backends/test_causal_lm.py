@@ -95,7 +95,7 @@ def test_tiny_mixed_batches_equal_one_at_a_time(tiny: CausalLMBackend) -> None:
 def test_left_and_right_padding_agree(lm: Any, tok: Any) -> None:
     left = CausalLMBackend(lm, tok, device="cpu", batch_size=4)
     right = CausalLMBackend(lm, tok, device="cpu", batch_size=4)
-    right.left_pad = False
+    right._left_pad = False  # the right-padding path, on a model that could pad left
     assert left.left_pad
     qs = [Query(q.before, "", (" terrific", " great", " bad")) for q in queries()]
     qs += [Query(q.before, "", (" bad", " good")) for q in queries()]

@@ -166,16 +166,19 @@ def test_a_short_fit_through_the_server_is_metered_and_recorded(
     backend = OpenAIBackend(vllm.model, base_url=vllm.base_url, top_logprobs=100)
     ledger = tmp_path / "ledger.jsonl"
     candidates = ["truly", "honest", "film", "review", "amazing", "plot", "overall", "verdict"]
-    with Optimizer(
-        backend,
-        candidates=candidates,
-        prompt_length=2,
-        sample_size=3,
-        batch_size=8,
-        epochs=2,
-        seed=0,
-        meter_options={"cache": QueryCache(tmp_path / "cache"), "ledger": ledger, "price": FREE},
-    ) as optimizer:
+    meter = Meter(backend, cache=QueryCache(tmp_path / "cache"), ledger=ledger, price=FREE)
+    with (
+        meter,
+        Optimizer(
+            meter=meter,
+            candidates=candidates,
+            prompt_length=2,
+            sample_size=3,
+            batch_size=8,
+            epochs=2,
+            seed=0,
+        ) as optimizer,
+    ):
         result = optimizer.fit(train, dev)
         stats = optimizer.meter.stats
     assert result.stop_reason == "epochs" and result.steps == 2

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bdpl.backends.base import Capabilities
 from bdpl.backends.fake import FakeBackend, Planted
@@ -51,8 +52,11 @@ def fit_backend(**kwargs: object) -> FakeBackend:
     return FakeBackend(planted=plant, **kwargs)  # type: ignore[arg-type]
 
 
-def fit_optimizer(backend: FakeBackend, **meter_options: object) -> Optimizer:
-    """The reference-like optimizer settings the fit tests use (small, a few seconds)."""
+def fit_optimizer(backend: FakeBackend, **metering: Any) -> Optimizer:
+    """The reference-like optimizer settings the fit tests use (small, a few seconds).
+
+    ``metering``: ``budget``, ``ledger`` and ``cache`` for the optimizer's meter.
+    """
     return Optimizer(
         backend,
         candidates=FIT_WORDS,
@@ -61,7 +65,7 @@ def fit_optimizer(backend: FakeBackend, **meter_options: object) -> Optimizer:
         batch_size=8,
         epochs=3,
         seed=0,
-        meter_options=meter_options,
+        **metering,
     )
 
 

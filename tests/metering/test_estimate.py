@@ -8,7 +8,7 @@ from bdpl.backends.base import Capabilities
 from bdpl.backends.fake import FakeBackend
 from bdpl.errors import ConfigError, UnknownPriceError
 from bdpl.metering import Meter, Price, estimate_cost
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import LabelScores, Query
 from tests.metering.helpers import make_queries, workload
 
 PRICE = Price(1.5, 2.0)
@@ -75,30 +75,3 @@ def test_edge_cases() -> None:
     assert paid.dollars == pytest.approx(
         (paid.prompt_tokens * 0.15 + paid.completion_tokens * 0.6) / 1e6
     )
-
-
-class EmojiCostly:
-    """A backend whose tokenizer makes a short candidate (an emoji) the most expensive."""
-
-    identity = "emoji"
-    capabilities = Capabilities(is_local=True, max_batch_size=8)
-
-    def estimate(self, queries: list[Query]) -> Usage:
-        tokens = sum(len(q.before) + 50 * q.before.count("\N{GRINNING FACE}") for q in queries)
-        return Usage(tokens, len(queries), 1)
-
-    def score(self, queries: list[Query]) -> list[LabelScores]:
-        raise AssertionError("an estimate must not call the model")
-
-
-def test_fit_estimate_bounds_by_token_count_not_by_length() -> None:
-    from bdpl.optimizer import Optimizer
-    from bdpl.tasks import Dataset, Example, get_task
-
-    train = Dataset(get_task("sst2"), (Example("a film", label="0"), Example("b", label="1")))
-    words = ["extraordinarily", "\N{GRINNING FACE}"]
-    with Optimizer(EmojiCostly(), candidates=words, prompt_length=2, epochs=1, cache=False) as opt:
-        bound = opt.estimate_cost(train)
-    emoji_prompt = [train.task.render(["\N{GRINNING FACE}"] * 2, e) for e in train]
-    per_query = EmojiCostly().estimate(emoji_prompt).prompt_tokens / len(emoji_prompt)
-    assert bound.prompt_tokens >= per_query * bound.queries * 0.99

@@ -1,4 +1,4 @@
-"""The metering layer under a real Optimizer fit: kill and restart, budget stop, estimate."""
+"""The metering layer under a real Optimizer fit: kill and restart, budget stop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bdpl.metering import Budget, Ledger, QueryCache, estimate_fit_cost
+from bdpl.metering import Budget, Ledger, QueryCache
 from tests.metering.helpers import fit_backend, fit_data, fit_optimizer, logged_queries, run_driver
 
 
@@ -54,17 +54,3 @@ def test_budget_stops_fit_cleanly_with_the_best_prompt_so_far(tmp_path: Path, li
     paid = len(logged_queries(tmp_path / "calls.jsonl"))
     assert paid <= limit and paid == opt.meter.stats.paid_queries
     assert len(result.prompt) == 2
-
-
-def test_estimate_bounds_a_fit(tmp_path: Path) -> None:
-    fake = fit_backend(is_local=False, model="gpt-4o-mini")
-    opt = fit_optimizer(fake, cache=False)
-    train, dev = fit_data()
-    est = estimate_fit_cost(opt, train, dev)
-    assert fake.call_count == 0
-    assert est.queries == opt.max_queries(len(train), len(dev))
-    opt.fit(train, dev)
-    s = opt.meter.stats
-    assert 0 < s.paid_queries <= est.queries
-    assert s.prompt_tokens <= est.prompt_tokens and s.requests <= est.requests
-    assert 0 < s.dollars <= est.dollars
