@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.metering import Ledger, Meter, QueryCache
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query
 
 CANDIDATES = [f"tok{i}" for i in range(200)]

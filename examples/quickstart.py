@@ -9,9 +9,9 @@ Run: ``python examples/quickstart.py``
 
 from __future__ import annotations
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 
 task = get_task("sst2")  # template "<s1> It was <slot>.", verbalizer 0 -> terrible, 1 -> great
 reviews = [f"Review number {i} of the film." for i in range(48)]

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.metering import Meter
 from bdpl.optimizer import Optimizer, OptimizerState, losses_from_scores
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query
 
 ROOT = Path(__file__).resolve().parents[1]

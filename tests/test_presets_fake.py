@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.data import load_split
 from bdpl.metering import Meter
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import PRESETS, Dataset
+from bdpl.testing import FakeBackend, Planted
 from bdpl.vocab import build_vocabulary
 
 NO_CACHE: dict[str, object] = (

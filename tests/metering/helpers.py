@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import AuthenticationError
 from bdpl.metering import Meter, QueryCache, RetryPolicy
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query, Usage
 
 ROOT = Path(__file__).resolve().parents[2]

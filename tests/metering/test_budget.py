@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.metering import Budget, Meter, Price, QueryCache, Spend
+from bdpl.testing import FakeBackend
 from bdpl.types import Usage
 from tests.metering.helpers import FAST_RETRY, make_queries
 

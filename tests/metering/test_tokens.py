@@ -9,7 +9,6 @@ import pytest
 import tiktoken
 import tiktoken.load
 
-from bdpl.backends.fake import FakeBackend
 from bdpl.metering import count_tokens, estimate_usage, tokens
 from bdpl.metering.tokens import (
     _ENCODING_FILES,
@@ -17,6 +16,7 @@ from bdpl.metering.tokens import (
     conservative_usage,
     local_encoding,
 )
+from bdpl.testing import FakeBackend
 from bdpl.types import Query, Usage
 from tests.metering.helpers import LABELS
 

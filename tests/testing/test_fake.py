@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bdpl.backends.base import Backend
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import ConfigError, MalformedResponseError, UnsupportedQueryError
 from bdpl.tasks import Dataset, Example, Task, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import Query, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,7 +226,7 @@ def test_call_log_threads_and_concurrency(tmp_path: Path) -> None:
 
 SCRIPT = """
 import sys
-from bdpl.backends.fake import FakeBackend
+from bdpl.testing import FakeBackend
 from bdpl.types import Query
 die = int(sys.argv[2]) if len(sys.argv) > 2 else None
 fake = FakeBackend(call_log=sys.argv[1], die_at_call=die)
@@ -272,7 +272,7 @@ def test_throughput() -> None:
 
 
 def test_doctests() -> None:
-    import bdpl.backends.fake
+    import bdpl.testing.fake
 
-    result = doctest.testmod(bdpl.backends.fake, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(bdpl.testing.fake, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
