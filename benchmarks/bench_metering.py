@@ -53,10 +53,8 @@ def data() -> tuple[Dataset, Dataset]:
 
 
 def planted_fake(setting: str = "reference", **kwargs: object) -> FakeBackend:
-    train, dev = data()
-    both = Dataset(train.task, train.examples + dev.examples)
     plant = Planted.for_dataset(
-        both,
+        data(),
         CANDIDATES[: N_CANDIDATES[setting]],
         prompt_length=SETTINGS[setting]["prompt_length"],
         seed=1,

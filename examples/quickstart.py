@@ -19,9 +19,8 @@ examples = tuple(Example(text, label=str(i % 2)) for i, text in enumerate(review
 train, dev = Dataset(task, examples[:32]), Dataset(task, examples[32:])
 
 candidates = ["truly", "honest", "film", "review", "amazing", "plot", "overall", "verdict"]
-planted = Planted.for_dataset(
-    Dataset(task, examples), candidates, prompt_length=3, best=[1, 6, 7], seed=0
-)
+# Plant over train and dev together: the fake must know every input it is asked about.
+planted = Planted.for_dataset([train, dev], candidates, prompt_length=3, best=[1, 6, 7], seed=0)
 backend = FakeBackend(planted=planted)
 
 optimizer = Optimizer(

@@ -8,19 +8,17 @@ import inspect
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from bdpl.errors import BudgetExceededError, ConfigError
-from bdpl.metering import Meter
+from bdpl.errors import ConfigError
+from bdpl.metering import Budget, Meter
 from bdpl.optimizer import Optimizer, OptimizerState, losses_from_scores
 from bdpl.tasks import Dataset, Example, get_task
 from bdpl.testing import FakeBackend, Planted
-from bdpl.types import LabelScores, Query
 
 ROOT = Path(__file__).resolve().parents[1]
 # No disk cache in these tests (they count backend calls); the minimal Meter has none at all.
@@ -45,7 +43,7 @@ def sst2(n: int = 32, offset: int = 0) -> Dataset:
     )
 
 
-def planted(seed: int, data: Dataset, prompt_length: int = 4) -> Planted:
+def planted(seed: int, data: Dataset | list[Dataset], prompt_length: int = 4) -> Planted:
     return Planted.for_dataset(data, WORDS, prompt_length=prompt_length, seed=seed)
 
 
@@ -120,9 +118,7 @@ def test_dedup_scores_identical_prompts_once() -> None:
 
 def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
     train, dev = sst2(16), sst2(16, offset=100)
-    plant = Planted.for_dataset(
-        Dataset(train.task, train.examples + dev.examples), WORDS, prompt_length=2, seed=1
-    )
+    plant = Planted.for_dataset([train, dev], WORDS, prompt_length=2, seed=1)
     fake = FakeBackend(planted=plant)
     opt = make_optimizer(
         fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=8, epochs=15
@@ -214,30 +210,17 @@ def test_save_load_roundtrip_and_resume(tmp_path: Path) -> None:
         Optimizer.load(path, fake, meter_options=NO_CACHE)
 
 
-class BudgetMeter(Meter):
-    """A meter that refuses any call that would pass ``limit`` queries (stands in for issue 3's)."""
-
-    def __init__(self, backend: FakeBackend, limit: int) -> None:
-        super().__init__(backend, **NO_CACHE)  # type: ignore[arg-type]
-        self.limit, self.used = limit, 0
-
-    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
-        if self.used + len(queries) > self.limit:
-            raise BudgetExceededError("query budget reached", limit="queries")
-        self.used += len(queries)
-        return super().score(queries)
-
-
 def test_budget_stops_cleanly_with_best_so_far() -> None:
     train, dev = sst2(16), sst2(8, offset=50)
-    fake = FakeBackend(planted=planted(0, Dataset(train.task, train.examples + dev.examples), 2))
-    meter = BudgetMeter(fake, limit=1000)
+    fake = FakeBackend(planted=planted(0, [train, dev], 2))
+    meter = Meter(fake, budget=Budget(max_queries=1000), **NO_CACHE)  # type: ignore[arg-type]
     opt = make_optimizer(
         fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=16, meter=meter
     )
     result = opt.fit(train, dev)
     assert result.stop_reason == "budget: queries"
-    assert meter.used <= 1000 and sum(len(c) for c in fake.calls) == meter.used
+    used = meter.stats.paid_queries
+    assert used <= 1000 and sum(len(c) for c in fake.calls) == used
     assert len(result.prompt) == 2 and result.dev_score is not None
     assert result.history[-1].dev_score is None  # the budget stopped that epoch
 

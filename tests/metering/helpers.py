@@ -45,9 +45,7 @@ def fit_data() -> tuple[Dataset, Dataset]:
 
 def fit_backend(**kwargs: object) -> FakeBackend:
     """A planted fake that knows every example of :func:`fit_data`."""
-    train, dev = fit_data()
-    both = Dataset(train.task, train.examples + dev.examples)
-    plant = Planted.for_dataset(both, FIT_WORDS, prompt_length=2, seed=0)
+    plant = Planted.for_dataset(fit_data(), FIT_WORDS, prompt_length=2, seed=0)
     return FakeBackend(planted=plant, **kwargs)  # type: ignore[arg-type]
 
 

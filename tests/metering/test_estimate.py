@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from bdpl.backends.base import Capabilities
 from bdpl.errors import ConfigError, UnknownPriceError
 from bdpl.metering import Meter, Price, estimate_cost
-from bdpl.testing import FakeBackend
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.testing import FakeBackend, FaultyBackend
+from bdpl.types import Query, Usage
 from tests.metering.helpers import make_queries, workload
 
 PRICE = Price(1.5, 2.0)
 
 
-class CountingNoEstimate:
-    """A backend without ``estimate``: the meter's conservative rule applies."""
-
-    identity = "plain"
-    capabilities = Capabilities(is_local=False, max_batch_size=8)
-
-    def __init__(self) -> None:
-        self.fake = FakeBackend()
-        self.scored = 0
-
-    def score(self, queries: list[Query]) -> list[LabelScores]:
-        self.scored += 1
-        return self.fake.score(queries)
-
-
 @pytest.mark.parametrize("backend_kind", ["fake", "no-estimate"])
 def test_estimate_bounds_what_a_run_spends(backend_kind: str) -> None:
-    backend = FakeBackend(max_batch_size=7) if backend_kind == "fake" else CountingNoEstimate()
+    # Without ``estimate`` the meter's conservative rule applies.
+    no_estimate = FaultyBackend(
+        FakeBackend(), capabilities=Capabilities(is_local=False, max_batch_size=8), estimate=None
+    )
+    backend = FakeBackend(max_batch_size=7) if backend_kind == "fake" else no_estimate
     queries = [q for batch in workload(rounds=3) for q in batch]
     est = estimate_cost(backend, queries, len(queries), price=PRICE)
-    assert isinstance(backend, FakeBackend) or backend.scored == 0  # no model call
-    with Meter(backend, cache=False, price=PRICE) as meter:  # type: ignore[arg-type]
+    assert backend.attempts == 0  # no model call
+    with Meter(backend, cache=False, price=PRICE) as meter:
         for batch in workload(rounds=3):
             meter.score(batch)  # no cache: every batch paid
         s = meter.stats
@@ -77,18 +68,10 @@ def test_edge_cases() -> None:
     )
 
 
-class EmojiCostly:
-    """A backend whose tokenizer makes a short candidate (an emoji) the most expensive."""
-
-    identity = "emoji"
-    capabilities = Capabilities(is_local=True, max_batch_size=8)
-
-    def estimate(self, queries: list[Query]) -> Usage:
-        tokens = sum(len(q.before) + 50 * q.before.count("\N{GRINNING FACE}") for q in queries)
-        return Usage(tokens, len(queries), 1)
-
-    def score(self, queries: list[Query]) -> list[LabelScores]:
-        raise AssertionError("an estimate must not call the model")
+def emoji_costly(queries: Sequence[Query]) -> Usage:
+    """An estimate whose tokenizer makes a short candidate (an emoji) the most expensive."""
+    tokens = sum(len(q.before) + 50 * q.before.count("\N{GRINNING FACE}") for q in queries)
+    return Usage(tokens, len(queries), 1)
 
 
 def test_fit_estimate_bounds_by_token_count_not_by_length() -> None:
@@ -97,8 +80,10 @@ def test_fit_estimate_bounds_by_token_count_not_by_length() -> None:
 
     train = Dataset(get_task("sst2"), (Example("a film", label="0"), Example("b", label="1")))
     words = ["extraordinarily", "\N{GRINNING FACE}"]
-    with Optimizer(EmojiCostly(), candidates=words, prompt_length=2, epochs=1, cache=False) as opt:
+    backend = FaultyBackend(FakeBackend(max_batch_size=8), estimate=emoji_costly)
+    with Optimizer(backend, candidates=words, prompt_length=2, epochs=1, cache=False) as opt:
         bound = opt.estimate_cost(train)
+    assert backend.attempts == 0  # an estimate must not call the model
     emoji_prompt = [train.task.render(["\N{GRINNING FACE}"] * 2, e) for e in train]
-    per_query = EmojiCostly().estimate(emoji_prompt).prompt_tokens / len(emoji_prompt)
+    per_query = emoji_costly(emoji_prompt).prompt_tokens / len(emoji_prompt)
     assert bound.prompt_tokens >= per_query * bound.queries * 0.99
