@@ -64,6 +64,7 @@ from bdpl.types import LabelScores, Query, Usage
 
 __all__ = [
     "BadLogprob",
+    "EstimateOverride",
     "ExtraAnswer",
     "Fault",
     "FaultSchedule",
@@ -155,6 +156,11 @@ EstimateOverride = Literal["inner"] | float | Callable[[Sequence[Query]], Usage]
 
 
 def as_faults(where: str, value: object) -> tuple[Fault, ...]:
+    """``value`` (a fault or a sequence of faults) as a tuple of faults.
+
+    Raises:
+        ConfigError: anything else, naming ``where`` it was given.
+    """
     faults = (value,) if isinstance(value, _FAULT_TYPES) else value
     if not isinstance(faults, Sequence) or not all(isinstance(f, _FAULT_TYPES) for f in faults):
         raise ConfigError(
