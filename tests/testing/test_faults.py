@@ -16,6 +16,7 @@ import pytest
 
 from bdpl.backends.base import Capabilities, UsageBounded, capabilities_of, secrets_of
 from bdpl.errors import (
+    AuthenticationError,
     BadRequestError,
     ConfigError,
     MalformedResponseError,
@@ -35,7 +36,8 @@ from bdpl.testing import (
     Raise,
     WrongLabelCount,
 )
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import Query, Usage
+from tests.metering.helpers import KeyedStub
 
 ROOT = Path(__file__).resolve().parents[2]
 PRICE = Price(input_per_1m=1000.0, output_per_1m=2000.0)
@@ -197,41 +199,25 @@ def test_capabilities_are_forwarded_or_replaced() -> None:
         FaultyBackend(fake, capabilities={"max_batch_size": 3})  # type: ignore[arg-type]
 
 
-class MinimalKeyed:
-    """A custom backend with only the protocol's two members plus ``secrets`` and ``close``:
-    what is forwarded must come from it, and what it lacks must stay absent."""
-
-    identity = "minimal:v1"
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def secrets(self) -> tuple[str, ...]:
-        return ("sk-minimal-secret",)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
-        return [
-            LabelScores((-0.5,) * len(q.labels), Usage(3, 1, int(i == 0)))
-            for i, q in enumerate(queries)
-        ]
-
-
 def test_wraps_any_backend_and_forwards_what_it_has() -> None:
-    inner = MinimalKeyed()
-    backend = FaultyBackend(inner, faults={1: Raise(ServerError("flaky", retryable=True))})
-    assert backend.identity == "minimal:v1"
-    assert secrets_of(backend) == ("sk-minimal-secret",)
-    assert capabilities_of(backend) == Capabilities()  # the defaults, as for the inner one
-    assert not isinstance(backend, UsageBounded)
-    with Meter(backend, cache=False, retry=FAST_RETRY, price=Price(0.0, 0.0)) as meter:
-        meter.score(queries(2))
-        meter.score(queries(2, "again"))
-        assert (meter.stats.attempts, meter.stats.paid_queries) == (3, 4)
+    key = "canary" + "0" * 20  # no known key shape: only the forwarded secret redacts it
+    inner = KeyedStub(key, fail_at=[1])  # its own 2nd call fails, with the key in the message
+    closed: list[bool] = []
+    backend = FaultyBackend(inner, faults={0: Raise(ServerError("flaky", retryable=True))})
+    assert backend.identity == inner.identity
+    assert secrets_of(backend) == (key,)
+    assert capabilities_of(backend) == inner.capabilities
+    assert not isinstance(backend, UsageBounded)  # it has no estimate: none is made up
+    with Meter(backend, cache=False, retry=FAST_RETRY) as meter:
+        assert len(meter.score(queries(2))) == 2  # call 0 failed and was retried
+        with pytest.raises(AuthenticationError) as failed:
+            meter.score(queries(2, "again"))
+        assert (meter.stats.attempts, meter.stats.paid_queries) == (3, 2)
+    assert key not in str(failed.value)  # redacted: the wrapper passed the secret on
+    backend.close()  # nothing to close: a no-op
+    inner.close = lambda: closed.append(True)  # type: ignore[attr-defined]
     backend.close()
-    assert inner.closed
+    assert closed == [True]
 
 
 def test_latency_overlaps_across_threads() -> None:
