@@ -7,7 +7,6 @@ import logging
 import math
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -220,16 +219,13 @@ def test_wraps_any_backend_and_forwards_what_it_has() -> None:
     assert closed == [True]
 
 
-def test_latency_overlaps_across_threads() -> None:
-    backend = FaultyBackend(FakeBackend(), latency=0.05)
-    start = time.perf_counter()
-    threads = [threading.Thread(target=backend.score, args=(queries(2, str(i)),)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    assert backend.call_count == 4 and 0.05 <= elapsed < 4 * 0.05
+def test_latency_overlaps_across_the_meters_threads() -> None:
+    backend = FaultyBackend(FakeBackend(max_batch_size=2), latency=0.1)
+    with Meter(backend, cache=False, max_concurrency=4) as meter:
+        start = time.perf_counter()
+        meter.score(queries(8))  # four chunks of two, in flight together
+        elapsed = time.perf_counter() - start
+    assert backend.call_count == 4 and 0.1 <= elapsed < 4 * 0.1
     assert 2 <= backend.peak_concurrency <= 4
 
 
