@@ -13,7 +13,6 @@ Backends that need torch, transformers or openai import them only when built, so
 
 from bdpl.backends.base import Backend
 from bdpl.backends.causal_lm import CausalLMBackend
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.backends.masked_lm import MaskedLMBackend
 from bdpl.backends.openai_chat import OpenAIChatBackend
 from bdpl.backends.openai_completion import OpenAIBackend, OpenAICompletionBackend
@@ -61,6 +60,7 @@ from bdpl.metrics import compute_metric
 from bdpl.optimizer import EpochRecord, FitResult, Optimizer, OptimizerState
 from bdpl.plan import FitPlan, estimate_fit_cost
 from bdpl.tasks import PRESETS, Dataset, Example, Task, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query, Usage
 from bdpl.vocab import build_vocabulary, normalize_candidates, texts_of
 

@@ -1,6 +1,6 @@
 """The BDPL optimizer: ask/tell over one categorical distribution per prompt position.
 
->>> from bdpl.backends.fake import FakeBackend, Planted
+>>> from bdpl.testing import FakeBackend, Planted
 >>> from bdpl.tasks import Dataset, Example, get_task
 >>> train = Dataset(get_task("sst2"), tuple(Example(f"review {i}", label=str(i % 2))
 ...                                         for i in range(16)))

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.metering import Ledger, Meter, QueryCache
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query
 
 CANDIDATES = [f"tok{i}" for i in range(200)]
@@ -53,10 +53,8 @@ def data() -> tuple[Dataset, Dataset]:
 
 
 def planted_fake(setting: str = "reference", **kwargs: object) -> FakeBackend:
-    train, dev = data()
-    both = Dataset(train.task, train.examples + dev.examples)
     plant = Planted.for_dataset(
-        both,
+        data(),
         CANDIDATES[: N_CANDIDATES[setting]],
         prompt_length=SETTINGS[setting]["prompt_length"],
         seed=1,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 
 SETTINGS = [(4, 20), (5, 50), (8, 30)]
 ESTIMATORS = [("loo", None), ("loo-rank", None), ("reference", None), ("reference", 1e-2)]

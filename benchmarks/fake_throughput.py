@@ -8,8 +8,8 @@ from __future__ import annotations
 import random
 import time
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 
 
 def main(n_batches: int = 1000, batch: int = 64) -> None:

@@ -9,9 +9,9 @@ Run: ``python examples/quickstart.py``
 
 from __future__ import annotations
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 
 task = get_task("sst2")  # template "<s1> It was <slot>.", verbalizer 0 -> terrible, 1 -> great
 reviews = [f"Review number {i} of the film." for i in range(48)]
@@ -19,9 +19,8 @@ examples = tuple(Example(text, label=str(i % 2)) for i, text in enumerate(review
 train, dev = Dataset(task, examples[:32]), Dataset(task, examples[32:])
 
 candidates = ["truly", "honest", "film", "review", "amazing", "plot", "overall", "verdict"]
-planted = Planted.for_dataset(
-    Dataset(task, examples), candidates, prompt_length=3, best=[1, 6, 7], seed=0
-)
+# Plant over train and dev together: the fake must know every input it is asked about.
+planted = Planted.for_dataset([train, dev], candidates, prompt_length=3, best=[1, 6, 7], seed=0)
 backend = FakeBackend(planted=planted)
 
 optimizer = Optimizer(

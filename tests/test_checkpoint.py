@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bdpl import checkpoint
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import ConfigError
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend
 from tests.test_optimizer import WORDS, make_optimizer, planted, sst2
 
 # Files written by bdpl before moments became estimator-specific (format version 1), as its

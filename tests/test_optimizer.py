@@ -7,19 +7,18 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from bdpl.backends.fake import FakeBackend, Planted
-from bdpl.errors import BudgetExceededError, ConfigError
-from bdpl.metering import Meter
+from bdpl.errors import ConfigError
+from bdpl.metering import Budget, Meter
 from bdpl.optimizer import Optimizer, OptimizerState
 from bdpl.tasks import Dataset, Example, get_task
-from bdpl.types import LabelScores, Query
+from bdpl.testing import FakeBackend, Planted
+from bdpl.types import Query
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [f"w{i}" for i in range(20)]
@@ -40,7 +39,7 @@ def sst2(n: int = 32, offset: int = 0) -> Dataset:
     )
 
 
-def planted(seed: int, data: Dataset, prompt_length: int = 4) -> Planted:
+def planted(seed: int, data: Dataset | list[Dataset], prompt_length: int = 4) -> Planted:
     return Planted.for_dataset(data, WORDS, prompt_length=prompt_length, seed=seed)
 
 
@@ -159,31 +158,17 @@ def test_same_seed_same_result_across_processes() -> None:
     assert out.stdout.strip() == here
 
 
-class BudgetMeter(Meter):
-    """A meter that refuses any call that would pass ``limit`` queries, before the budget
-    layer is reached (so the optimizer's clean stop is tested on its own)."""
-
-    def __init__(self, backend: FakeBackend, limit: int) -> None:
-        super().__init__(backend, cache=False)
-        self.limit, self.used = limit, 0
-
-    def score(self, queries: Sequence[Query]) -> list[LabelScores]:
-        if self.used + len(queries) > self.limit:
-            raise BudgetExceededError("query budget reached", limit="queries")
-        self.used += len(queries)
-        return super().score(queries)
-
-
 def test_budget_stops_cleanly_with_best_so_far() -> None:
     train, dev = sst2(16), sst2(8, offset=50)
-    fake = FakeBackend(planted=planted(0, Dataset(train.task, train.examples + dev.examples), 2))
-    meter = BudgetMeter(fake, limit=1000)
+    fake = FakeBackend(planted=planted(0, [train, dev], 2))
+    meter = Meter(fake, budget=Budget(max_queries=1000), cache=False)
     opt = make_optimizer(
         fake, candidates=WORDS, prompt_length=2, sample_size=8, batch_size=16, meter=meter
     )
     result = opt.fit(train, dev)
     assert result.stop_reason == "budget: queries"
-    assert meter.used <= 1000 and sum(len(c) for c in fake.calls) == meter.used
+    used = meter.stats.paid_queries
+    assert used <= 1000 and sum(len(c) for c in fake.calls) == used
     assert len(result.prompt) == 2 and result.dev_score is not None
     assert result.history[-1].dev_score is None  # the budget stopped that epoch
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 import bdpl
-from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import ConfigError
 from bdpl.metering import Meter
 from bdpl.optimizer import Optimizer
 from bdpl.plan import FitPlan, estimate_fit_cost
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, FaultyBackend
 from bdpl.types import LabelScores, Query, Usage
 from tests.metering.helpers import fit_backend, fit_data, fit_optimizer
 
@@ -121,27 +120,21 @@ def test_estimate_needs_candidates() -> None:
     assert opt.estimate_cost(sst2(40)).queries == opt.max_queries(40)  # builds them
 
 
-class EmojiCostly:
-    """A backend whose tokenizer makes a short candidate (an emoji) the most expensive."""
-
-    identity = "emoji"
-    capabilities = Capabilities(is_local=True, max_batch_size=8)
-
-    def estimate(self, queries: list[Query]) -> Usage:
-        tokens = sum(len(q.before) + 50 * q.before.count("\N{GRINNING FACE}") for q in queries)
-        return Usage(tokens, len(queries), 1)
-
-    def score(self, queries: list[Query]) -> list[LabelScores]:
-        raise AssertionError("an estimate must not call the model")
+def emoji_costly(queries: Sequence[Query]) -> Usage:
+    """An estimate whose tokenizer makes a short candidate (an emoji) the most expensive."""
+    tokens = sum(len(q.before) + 50 * q.before.count("\N{GRINNING FACE}") for q in queries)
+    return Usage(tokens, len(queries), 1)
 
 
 def test_fit_estimate_bounds_by_token_count_not_by_length() -> None:
     train = Dataset(get_task("sst2"), (Example("a film", label="0"), Example("b", label="1")))
     words = ["extraordinarily", "\N{GRINNING FACE}"]
-    with Optimizer(EmojiCostly(), candidates=words, prompt_length=2, epochs=1, cache=False) as opt:
+    backend = FaultyBackend(FakeBackend(max_batch_size=8), estimate=emoji_costly)
+    with Optimizer(backend, candidates=words, prompt_length=2, epochs=1, cache=False) as opt:
         bound = opt.estimate_cost(train)
+    assert backend.attempts == 0  # an estimate must not call the model
     emoji_prompt = [train.task.render(["\N{GRINNING FACE}"] * 2, e) for e in train]
-    per_query = EmojiCostly().estimate(emoji_prompt).prompt_tokens / len(emoji_prompt)
+    per_query = emoji_costly(emoji_prompt).prompt_tokens / len(emoji_prompt)
     assert bound.prompt_tokens >= per_query * bound.queries * 0.99
 
 

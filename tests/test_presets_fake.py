@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.data import load_split
 from bdpl.optimizer import Optimizer
-from bdpl.tasks import PRESETS, Dataset
+from bdpl.tasks import PRESETS
+from bdpl.testing import FakeBackend, Planted
 from bdpl.vocab import build_vocabulary
 
 
@@ -21,9 +21,7 @@ def test_preset_end_to_end(name: str, data_dir: Path) -> None:
     texts = [t for e in train.examples for t in (e.text_a, e.text_b) if t]
     candidates = build_vocabulary(texts, size=20, min_count=1, min_freq=1)
     assert len(candidates) >= 4, candidates
-    planted = Planted.for_dataset(
-        Dataset(train.task, train.examples + dev.examples), candidates, prompt_length=3, seed=1
-    )
+    planted = Planted.for_dataset([train, dev], candidates, prompt_length=3, seed=1)
     fake = FakeBackend(planted=planted)
     opt = Optimizer(
         fake,

@@ -10,7 +10,7 @@ import tiktoken
 import tiktoken.load
 
 from bdpl import tokens
-from bdpl.backends.fake import FakeBackend
+from bdpl.testing import FakeBackend
 from bdpl.tokens import (
     _ENCODING_FILES,
     REQUEST_OVERHEAD_TOKENS,

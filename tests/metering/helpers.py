@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import AuthenticationError
 from bdpl.metering import Meter, QueryCache, RetryPolicy
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,9 +46,7 @@ def fit_data() -> tuple[Dataset, Dataset]:
 
 def fit_backend(**kwargs: object) -> FakeBackend:
     """A planted fake that knows every example of :func:`fit_data`."""
-    train, dev = fit_data()
-    both = Dataset(train.task, train.examples + dev.examples)
-    plant = Planted.for_dataset(both, FIT_WORDS, prompt_length=2, seed=0)
+    plant = Planted.for_dataset(fit_data(), FIT_WORDS, prompt_length=2, seed=0)
     return FakeBackend(planted=plant, **kwargs)  # type: ignore[arg-type]
 
 

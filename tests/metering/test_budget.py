@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.metering import Budget, Meter, Price, QueryCache, Spend
-from bdpl.types import Usage
+from bdpl.testing import FakeBackend, FaultyBackend
 from tests.metering.helpers import FAST_RETRY, make_queries
 
 PRICE = Price(input_per_1m=3.0, output_per_1m=5.0)
@@ -129,26 +128,24 @@ def test_budget_stop_is_clean_and_resumable(tmp_path: Path) -> None:
     assert sum(len(c) for c in fake.calls) == 20
 
 
-class NoEstimate:
+def no_estimate() -> FaultyBackend:
     """A paid backend without ``estimate``: budgets use the conservative token rule."""
-
-    identity = "plain"
-    capabilities = Capabilities(is_local=False, model="m", max_batch_size=3, max_concurrency=16)
-
-    def __init__(self) -> None:
-        self.fake = FakeBackend(latency=0.002)
-
-    def score(self, queries: list[object]) -> list[object]:
-        return self.fake.score(queries)  # type: ignore[arg-type]
+    return FaultyBackend(
+        FakeBackend(latency=0.002),
+        capabilities=Capabilities(is_local=False, model="m", max_batch_size=3, max_concurrency=16),
+        estimate=None,
+    )
 
 
 @pytest.mark.parametrize(("limit", "value"), [("tokens", 2000), ("dollars", 0.002)])
 def test_conservative_rule_also_never_overshoots(tmp_path: Path, limit: str, value: float) -> None:
-    backend = NoEstimate()
+    backend = no_estimate()
+    fake = backend.backend
+    assert isinstance(fake, FakeBackend)
     budget = Budget(**{f"max_{limit}": value})  # type: ignore[arg-type]
-    with Meter(backend, cache=False, budget=budget, price=PRICE, retry=FAST_RETRY) as meter:  # type: ignore[arg-type]
+    with Meter(backend, cache=False, budget=budget, price=PRICE, retry=FAST_RETRY) as meter:
         run_workers(meter)
-        reported = [backend.fake.estimate(c) for c in backend.fake.calls]
+        reported = [fake.estimate(c) for c in fake.calls]
         spent = {
             "tokens": sum(u.total_tokens for u in reported),
             "dollars": sum(PRICE.cost(u) for u in reported),
@@ -159,11 +156,8 @@ def test_conservative_rule_also_never_overshoots(tmp_path: Path, limit: str, val
 def test_an_underestimating_backend_is_reported(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    class Liar(FakeBackend):
-        def estimate(self, queries: object) -> Usage:
-            return Usage()
-
-    with Meter(Liar(), cache=False) as meter:
+    liar = FaultyBackend(FakeBackend(), estimate=0.5)
+    with Meter(liar, cache=False) as meter:
         meter.score(make_queries(3))
         meter.score(make_queries(3, "again"))
     assert caplog.text.count("used more than its estimate") == 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bdpl.backends.fake import FakeBackend
 from bdpl.metering.cache import cache_key
+from bdpl.testing import FakeBackend
 from bdpl.types import Query
 
 # Computed on the commit that introduced this test, before any refactoring of the backends.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import ConfigError, UnknownPriceError
 from bdpl.metering import Meter, Price, estimate_cost
+from bdpl.testing import FakeBackend
 from bdpl.types import LabelScores, Query
 from tests.metering.helpers import make_queries, workload
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from bdpl.backends.base import Capabilities
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import (
     BackendTimeoutError,
     ConfigError,
@@ -21,6 +20,7 @@ from bdpl.errors import (
     UnknownPriceError,
 )
 from bdpl.metering import Ledger, Meter, Price, QueryCache, RetryPolicy
+from bdpl.testing import FakeBackend
 from bdpl.types import LabelScores, Query, Usage
 from tests.metering.helpers import FAST_RETRY, LABELS, make_queries
 

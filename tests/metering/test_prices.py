@@ -8,9 +8,9 @@ from importlib import resources
 
 import pytest
 
-from bdpl.backends.fake import FakeBackend
 from bdpl.errors import ConfigError, UnknownPriceError
 from bdpl.metering import FREE, Price, price_for, price_table
+from bdpl.testing import FakeBackend
 from bdpl.types import Usage
 
 REQUIRED = (

@@ -6,9 +6,9 @@ import pytest
 
 import bdpl.metering
 import bdpl.tokens
-from bdpl.backends.fake import FakeBackend
 from bdpl.metering import estimate_usage
 from bdpl.metering.tokens import conservative_usage
+from bdpl.testing import FakeBackend
 from bdpl.types import Query
 from tests.metering.helpers import LABELS
 

@@ -1,22 +1,26 @@
-"""FakeBackend: determinism, planted structure, usage, faults, call log, crash."""
+"""FakeBackend: determinism (also across processes), planted answers, usage, faults, call log,
+crash."""
 
 from __future__ import annotations
 
-import doctest
+import ast
+import io
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from bdpl.backends.base import Backend
-from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.errors import ConfigError, MalformedResponseError, UnsupportedQueryError
 from bdpl.tasks import Dataset, Example, Task, get_task
+from bdpl.testing import BadLogprob, ExtraAnswer, FakeBackend, NoUsage, Planted
 from bdpl.types import Query, Usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,23 +169,6 @@ def test_planted_pair_task_and_prefix_template() -> None:
         fake.score([Query(q.before[cut:], q.after, q.labels, spans)])
 
 
-def test_planted_validation() -> None:
-    data = sst2_data()
-    with pytest.raises(ConfigError):
-        Planted.for_dataset(data, ["a", "a"], prompt_length=1)
-    with pytest.raises(ConfigError):
-        Planted.for_dataset(data, ["a", " b"], prompt_length=1)
-    with pytest.raises(ConfigError):
-        Planted.for_dataset(data, ["a", "b"], prompt_length=2, best=[0])
-    bad = Dataset(data.task, (Example("x", label="7"),))
-    with pytest.raises(ConfigError):
-        Planted.for_dataset(bad, ["a", "b"], prompt_length=1)
-    a = Planted.for_dataset(data, CANDIDATES, prompt_length=2, seed=1)
-    b = Planted.for_dataset(sst2_data(), CANDIDATES, prompt_length=2, seed=1)
-    assert a.sha256 == b.sha256 and a == b
-    assert Planted.for_dataset(data, CANDIDATES, prompt_length=2, seed=2).sha256 != a.sha256
-
-
 def test_faults_malformed_attempts_and_latency() -> None:
     q = [Query("t", "", ("a", "b"))] * 2
     boom = MalformedResponseError("boom")
@@ -200,6 +187,79 @@ def test_constructor_validation() -> None:
         FakeBackend(faults={2: "slow"})  # type: ignore[dict-item]
     with pytest.raises(ConfigError):
         FakeBackend(max_batch_size=0)
+
+
+def test_faults_take_the_fault_types_too() -> None:
+    q = [Query(f"t{i}", "", ("a", "b")) for i in range(3)]
+    fake = FakeBackend(faults={0: BadLogprob(answer=1), 1: [NoUsage(), ExtraAnswer()]})
+    first = fake.score(q)
+    assert math.isnan(first[1].logprobs[0]) and first[0] == FakeBackend().score(q)[0]
+    second = fake.score(q)
+    assert len(second) == 4 and all(s.usage.total_tokens == 0 for s in second)
+    assert fake.score(q) == FakeBackend().score(q)
+    assert fake.identity == FakeBackend().identity  # faults never change the cache key
+
+
+ANSWERS_SCRIPT = """
+import json, sys
+from bdpl.tasks import Dataset, Example, get_task
+from bdpl.testing import BadLogprob, ExtraAnswer, FakeBackend, NoUsage, Planted
+from bdpl.types import Query
+data = Dataset(get_task("sst2"), tuple(Example(f"r{i}", label=str(i % 2)) for i in range(8)))
+planted = Planted.for_dataset(data, ["a", "b c", "d"], prompt_length=2, seed=5)
+plain = [Query(f"text {i}", ".", tuple(f" l{j}" for j in range(i + 1))) for i in range(20)]
+rendered = [data.task.render(["b c", "d"][: i % 3], e) for i, e in enumerate(data)]
+out = [s.logprobs for s in FakeBackend(seed=int(sys.argv[1])).score(plain)]
+out += [s.logprobs for s in FakeBackend(planted=planted, noise=0.3).score(rendered)]
+print(json.dumps([[x.hex() for x in lp] for lp in out]))
+"""
+
+
+def test_answers_are_identical_across_processes() -> None:
+    """Fresh interpreters (each with its own hash seed) give bit-identical answers."""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", ANSWERS_SCRIPT, "7"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+            check=True,
+        ).stdout
+        for hash_seed in (1, 2)
+    ]
+    assert runs[0] == runs[1]
+    assert len(json.loads(runs[0])) == 28
+    here = io.StringIO()
+    with redirect_stdout(here), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["-c", "7"])
+        exec(ANSWERS_SCRIPT, {})
+    assert here.getvalue() == runs[0]  # and this process agrees
+    other = subprocess.run(
+        [sys.executable, "-c", ANSWERS_SCRIPT, "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert json.loads(other)[:20] != json.loads(runs[0])[:20]  # the seed keys the hash
+    assert json.loads(other)[20:] == json.loads(runs[0])[20:]  # the planted fake's own seed
+
+
+def test_the_fake_lives_outside_the_backends() -> None:
+    """bdpl/backends/ imports nothing of the tasks layer, and the fake needs it."""
+    for path in sorted((ROOT / "bdpl" / "backends").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n.startswith("bdpl.tasks") for n in names), path
+    assert not (ROOT / "bdpl" / "backends" / "fake.py").exists()
 
 
 def test_call_log_threads_and_concurrency(tmp_path: Path) -> None:
@@ -226,7 +286,7 @@ def test_call_log_threads_and_concurrency(tmp_path: Path) -> None:
 
 SCRIPT = """
 import sys
-from bdpl.backends.fake import FakeBackend
+from bdpl.testing import FakeBackend
 from bdpl.types import Query
 die = int(sys.argv[2]) if len(sys.argv) > 2 else None
 fake = FakeBackend(call_log=sys.argv[1], die_at_call=die)
@@ -239,6 +299,16 @@ def run_script(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, *args], cwd=ROOT, capture_output=True, timeout=60
     )
+
+
+def test_die_at_call_and_a_fault_at_the_same_call_kill_first(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    script = SCRIPT.replace("die_at_call=die", "die_at_call=die, faults={die: 'malformed'}")
+    died = subprocess.run(
+        [sys.executable, "-c", script, str(log), "2"], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert died.returncode == -9
+    assert [json.loads(x)["call"] for x in log.read_text().splitlines()] == [0, 1]
 
 
 def test_call_log_across_processes_and_die_at_call(tmp_path: Path) -> None:
@@ -269,10 +339,3 @@ def test_throughput() -> None:
                 backend.score(qs[i : i + 64])
             best = min(best, time.process_time() - t)
         assert len(qs) / max(best, 1e-9) > 20_000
-
-
-def test_doctests() -> None:
-    import bdpl.backends.fake
-
-    result = doctest.testmod(bdpl.backends.fake, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
