@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -476,12 +476,29 @@ class Optimizer:
         self.prepare(train)
         return estimate_fit_cost(self, train, dev, price=price)
 
-    def fit(self, train: Dataset, dev: Dataset | None = None) -> FitResult:
+    def fit(
+        self,
+        train: Dataset,
+        dev: Dataset | None = None,
+        *,
+        first_epoch: int = 0,
+        on_step: Callable[[float], None] | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+    ) -> FitResult:
         """Learn a prompt on ``train``, evaluating on ``dev`` after each epoch.
 
         Stops after ``epochs``, or cleanly when the metering layer's budget would be passed
         (``stop_reason="budget: <limit>"``), returning the best prompt found so far. The
         optimizer keeps its distributions, so calling ``fit`` again continues training.
+
+        Args:
+            train: the training set.
+            dev: the dev set that picks the best epoch's prompt; ``None`` keeps the last.
+            first_epoch: the epoch to start at, to resume from a checkpoint saved (with
+                :meth:`save`) after epoch ``first_epoch - 1``: the result then equals an
+                uninterrupted fit's.
+            on_step: called with each step's mean sampled loss.
+            on_epoch: called with each finished epoch's record (e.g. to checkpoint).
 
         Raises:
             ConfigError: an empty training or dev set, or a task/candidates problem.
@@ -503,7 +520,7 @@ class Optimizer:
         start = self.queries
         bar = self._progress_bar(plan.steps)
         try:
-            for epoch in range(plan.epochs):
+            for epoch in range(positive_int("first_epoch", first_epoch, 0), plan.epochs):
                 order = self._rng.permutation(len(examples))
                 losses: list[float] = []
                 record_score: float | None = None
@@ -512,6 +529,8 @@ class Optimizer:
                         batch = [examples[i] for i in order[lo:hi]]
                         losses.append(self.step(batch, task))
                         steps += 1
+                        if on_step is not None:
+                            on_step(losses[-1])
                         if bar is not None:
                             bar.update(1)
                             bar.set_postfix(loss=f"{losses[-1]:.4f}")
@@ -533,6 +552,8 @@ class Optimizer:
                 )
                 if stop_reason != "epochs":
                     break
+                if on_epoch is not None:
+                    on_epoch(history[-1])
         finally:
             if bar is not None:
                 bar.close()

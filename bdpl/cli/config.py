@@ -1,0 +1,134 @@
+"""The run configuration: every setting of ``bdpl fit``, as one validated pydantic model.
+
+A run folder's ``config.toml`` is this model written out; ``bdpl fit --config FILE`` reads it
+back, and every command-line option overrides the key of the same name (dashes become
+underscores), so a run can be repeated exactly or varied one setting at a time.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bdpl.errors import ConfigError
+from bdpl.tasks import Metric
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["RunConfig", "read_config", "write_config"]
+
+CONFIG_FORMAT = 1
+
+
+class RunConfig(BaseModel):
+    """Everything ``bdpl fit`` needs to learn a prompt, and nothing that is a secret.
+
+    The data is a preset task (``task``, its 16-shot ``data_seed`` split) or the user's files
+    (``train``/``dev``/``test`` with ``text_a``/``text_b``/``label`` columns and a
+    ``template``/``verbalizer``/``metric``); a preset's template, verbalizer and metric may be
+    overridden the same way. API keys come from the environment (``OPENAI_API_KEY``), never
+    from this file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: int = CONFIG_FORMAT
+    # data
+    task: str | None = None
+    data_seed: int = Field(default=13, ge=0)
+    k: int = Field(default=16, ge=1)
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    text_a: str = "text"
+    text_b: str | None = None
+    label: str = "label"
+    template: str | None = None
+    verbalizer: dict[str, str] | None = None
+    metric: Metric | None = None
+    test_rows: int | None = Field(default=None, ge=1)
+    # backend
+    backend: str = "fake"
+    base_url: str | None = None
+    price_input: float | None = Field(default=None, ge=0)
+    price_output: float | None = Field(default=None, ge=0)
+    # optimizer
+    prompt_length: int = Field(default=3, ge=1)
+    sample_size: int = Field(default=8, ge=2)
+    batch_size: int = Field(default=16, ge=1)
+    epochs: int = Field(default=10, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0)
+    estimator: Literal["loo", "loo-rank", "reference"] = "loo"
+    loss: Literal["ce", "hinge"] = "ce"
+    vocab_size: int = Field(default=200, ge=2)
+    seed: int = Field(default=0, ge=0)
+    # money
+    max_dollars: float | None = Field(default=None, ge=0)
+    max_queries: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+
+    @field_validator("verbalizer")
+    @classmethod
+    def _words(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and (len(value) < 2 or not all(value.values())):
+            raise ValueError("needs at least two labels, each with a non-empty word")
+        return value
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Validate ``values``; a problem is a :class:`ConfigError` naming the key."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "config"
+            raise ConfigError(f"{where}: {first['msg']}") from None
+
+    def merged(self, overrides: Mapping[str, Any]) -> RunConfig:
+        """This configuration with ``overrides`` (``None`` values ignored) applied."""
+        values = self.model_dump()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return RunConfig.build(values)
+
+    def to_toml(self) -> dict[str, Any]:
+        """The non-empty settings, as TOML can hold them."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+def read_config(path: str | Path) -> RunConfig:
+    """Read a ``config.toml`` written by :func:`write_config` (or by hand).
+
+    Raises:
+        ConfigError: the file is missing, not TOML, has an unknown key or a bad value, or
+            comes from an incompatible version.
+    """
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {file} is not readable TOML: {exc}") from None
+    if data.get("format", CONFIG_FORMAT) != CONFIG_FORMAT:
+        raise ConfigError(
+            f"config file {file} has format {data.get('format')!r}; this bdpl reads format "
+            f"{CONFIG_FORMAT} (written by another version: rerun with this version's options)"
+        )
+    try:
+        return RunConfig.build(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+
+
+def write_config(config: RunConfig, path: str | Path) -> None:
+    """Write ``config`` as TOML that :func:`read_config` reads back unchanged."""
+    import tomli_w
+
+    Path(path).write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")

@@ -1,0 +1,84 @@
+"""``bdpl eval``: a saved prompt on a split or a file, with its own backend or another one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bdpl.cli.config import read_config
+from bdpl.cli.runs import build_meter, find_prompt_file, load_data
+from bdpl.data import read_dataset
+from bdpl.errors import ConfigError
+from bdpl.optimizer import Optimizer
+from bdpl.tasks import Dataset
+
+
+def evaluate_prompt(
+    source: Path,
+    *,
+    backend: str | None,
+    base_url: str | None,
+    split: str,
+    data_file: str | None,
+    text_a: str,
+    text_b: str | None,
+    label: str,
+    rows: int | None,
+    cache: str | None,
+) -> dict[str, Any]:
+    """The metric of the manual and the saved prompt on the chosen data.
+
+    The backend is the run's unless ``backend`` names another: a prompt learned on one model
+    and evaluated on another is the paper's prompt transfer.
+
+    Raises:
+        ConfigError: no prompt file, an unknown split, or a prompt file with no task.
+    """
+    prompt_file = find_prompt_file(source)
+    run = prompt_file.parent
+    config = read_config(run / "config.toml") if (run / "config.toml").is_file() else None
+    overrides: dict[str, Any] = {"backend": backend, "base_url": base_url}
+    if config is None:
+        from bdpl.cli.config import RunConfig
+
+        config = RunConfig.build({k: v for k, v in overrides.items() if v is not None})
+    elif backend is not None:
+        overrides.setdefault("base_url", None)
+        config = config.merged({"backend": backend, "base_url": base_url})
+        if base_url is None and config.base_url is not None:
+            config = config.model_copy(update={"base_url": None})
+    saved = json.loads(prompt_file.read_text(encoding="utf-8"))
+    with build_meter(config, ledger=None, cache=cache) as meter:
+        optimizer = Optimizer.load(prompt_file, meter.backend, meter=meter)
+        task = optimizer.task
+        if task is None:
+            raise ConfigError(f"{prompt_file} holds no task: cannot render its prompt")
+        if data_file is not None:
+            data = read_dataset(task, data_file, text_a=text_a, text_b=text_b, label=label)
+            where = data_file
+        else:
+            if split not in ("train", "dev", "test"):
+                raise ConfigError(f"unknown split {split!r}; use train, dev or test")
+            if config.task is None and config.train is None:
+                raise ConfigError("this prompt has no run config: pass --data FILE")
+            splits = load_data(config)
+            found = getattr(splits, split)
+            if found is None:
+                raise ConfigError(
+                    f"the {split} split is not available (test sets come from "
+                    "$BDPL_DATA_DIR); pass --data FILE"
+                )
+            data, where = found, f"{config.task or 'custom'}:{split}"
+        if rows is not None:
+            data = Dataset(task, data.examples[:rows])
+        prompt = [str(t) for t in saved["prompt"]]
+        return {
+            "data": where,
+            "rows": len(data),
+            "backend": meter.identity,
+            "metric": task.metric,
+            "prompt": prompt,
+            "manual": optimizer.evaluate(data, prompt=[]),
+            "learned": optimizer.evaluate(data, prompt=prompt),
+        }
