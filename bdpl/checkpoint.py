@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Checkpoint:
         rng: the numpy ``PCG64`` bit generator's state.
         distribution: the best state's ``L x N`` probabilities (written for readers; not
             read back: the state is the source of truth).
+        dev_prompts: the distinct prompts evaluated on dev so far (the selection corrects
+            for how many were looked at); absent in files of older versions.
     """
 
     prompt: list[str]
@@ -55,6 +57,7 @@ class Checkpoint:
     best_state: EstimatorState
     rng: dict[str, Any]
     distribution: list[list[float]] | None = None
+    dev_prompts: list[list[str]] = field(default_factory=list)
 
 
 def write(path: str | Path, checkpoint: Checkpoint) -> None:
@@ -68,6 +71,7 @@ def write(path: str | Path, checkpoint: Checkpoint) -> None:
         "task": task_to_json(checkpoint.task) if checkpoint.task is not None else None,
         "settings": checkpoint.settings,
         "distribution": checkpoint.distribution,
+        "dev_prompts": checkpoint.dev_prompts,
         "best_state": state_to_json(checkpoint.best_state),
         "state": state_to_json(checkpoint.state),
         "rng": checkpoint.rng,
@@ -107,6 +111,7 @@ def read(path: str | Path) -> Checkpoint:
             best_state=state_from_json(data["best_state"]),
             rng=dict(data["rng"]),
             distribution=data.get("distribution"),
+            dev_prompts=[[str(t) for t in p] for p in data.get("dev_prompts", [])],
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -43,9 +43,14 @@ from bdpl.estimators import (
 )
 from bdpl.losses import LOSSES, LossName, losses_from_scores
 from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
+from bdpl.metrics import compute_metric
 from bdpl.plan import FitPlan, estimate_fit_cost
+from bdpl.selection import PromptReport, Selection, compare, metric_interval
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
+
+SelectionRule = Literal["paired", "best-dev"]
+SELECTIONS: tuple[str, ...] = ("paired", "best-dev")
 
 __all__ = [
     "FORMAT_VERSION",
@@ -106,6 +111,8 @@ class FitResult:
         queries: queries sent to the metering layer in this fit, dev evaluations included
             (identical prompts in a step count once; cache hits count).
         steps: updates made.
+        selection: with a dev set and ``selection="paired"``, what was compared and why the
+            prompt was kept (``prompt`` is ``[]`` when the manual prompt was kept).
     """
 
     prompt: list[str]
@@ -115,6 +122,7 @@ class FitResult:
     stop_reason: str = "epochs"
     queries: int = 0
     steps: int = 0
+    selection: Selection | None = None
 
 
 def _check_candidates(candidates: Sequence[str]) -> list[str]:
@@ -178,6 +186,14 @@ class Optimizer:
         meter_options: deprecated (removed in the next release): further keyword arguments
             for the ``Meter`` built here. Build the meter instead:
             ``meter=Meter(backend, price=..., retry=..., max_concurrency=...)``.
+        selection: how :meth:`fit` picks its prompt on dev. ``"paired"`` (default): the
+            best-dev epoch's prompt is kept only if it beats the manual prompt (the template
+            alone) clearly on the same dev examples — lower loss by a paired bootstrap and
+            correctness not significantly worse, at level ``alpha`` divided by the number of
+            distinct prompts looked at (see :mod:`bdpl.selection`) — else the manual prompt
+            is kept. ``"best-dev"``: the best-dev epoch's prompt, as the paper does (with 32
+            dev examples this often keeps a lucky prompt).
+        alpha: the family-wise significance level of ``"paired"``.
         progress: show a tqdm progress bar during :meth:`fit`.
 
     Raises:
@@ -201,6 +217,8 @@ class Optimizer:
         epochs: int = 30,
         vocab_size: int = 200,
         seed: int = 0,
+        selection: SelectionRule = "paired",
+        alpha: float = 0.05,
         budget: Budget | None = None,
         ledger: Ledger | str | Path | None = None,
         cache: QueryCache | str | Path | bool | None = None,
@@ -246,6 +264,12 @@ class Optimizer:
             raise ConfigError("no backend: pass a backend, or a meter= built around one")
         else:
             meter = Meter(backend, **options)
+        if selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        if not (isinstance(alpha, float | int) and not isinstance(alpha, bool) and 0 < alpha < 1):
+            raise ConfigError(f"alpha must be a number in (0, 1), got {alpha!r}")
+        self.selection: SelectionRule = selection
+        self.alpha = float(alpha)
         self.loss: LossName = loss
         self.margin = float(margin)
         self.task = task
@@ -256,6 +280,7 @@ class Optimizer:
         self.best_prompt: list[str] | None = None
         self.best_state: EstimatorState | None = None
         self.best_score: float | None = None
+        self.dev_prompts: list[list[str]] = []
         self.candidates: list[str] | None = None
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self._estimator_state: EstimatorState | None = None
@@ -407,8 +432,6 @@ class Optimizer:
 
     def evaluate(self, dataset: Dataset, prompt: Sequence[str] | None = None) -> float:
         """The task's metric on ``dataset`` with ``prompt`` (default as :meth:`predict`)."""
-        from bdpl.metrics import compute_metric
-
         task = self._task_for(dataset)
         y_true = [task.label_index(e) for e in dataset.examples]
         return compute_metric(
@@ -431,6 +454,7 @@ class Optimizer:
             batch_size=self.batch_size,
             sample_size=self.sample_size,
             epochs=self.epochs,
+            paired_selection=self.selection == "paired",
         )
 
     def max_queries(self, n_train: int, n_dev: int = 0) -> int:
@@ -535,7 +559,10 @@ class Optimizer:
                             bar.update(1)
                             bar.set_postfix(loss=f"{losses[-1]:.4f}")
                     if dev is not None:
-                        record_score = self.evaluate(dev, self.recommend())
+                        prompt = self.recommend()
+                        record_score = self.evaluate(dev, prompt)
+                        if prompt not in self.dev_prompts:
+                            self.dev_prompts.append(prompt)
                         if self.best_score is None or record_score >= self.best_score:
                             self._keep_best(record_score)
                 except BudgetExceededError as exc:
@@ -560,14 +587,87 @@ class Optimizer:
         if dev is None or self.best_state is None:
             self._keep_best(None)
         assert self.best_prompt is not None and self.best_state is not None
+        chosen: Selection | None = None
+        if dev is not None and self.selection == "paired" and self.best_prompt:
+            try:
+                chosen = self._select(task, train, dev)
+            except BudgetExceededError as exc:  # the best-dev prompt stands, unchecked
+                stop_reason = f"budget: {exc.limit}"
+        kept = chosen is not None and chosen.kept_manual
         return FitResult(
             prompt=list(self.best_prompt),
-            indices=[int(i) for i in np.argmax(self.estimator.probs(self.best_state), axis=1)],
+            indices=[]
+            if kept
+            else [int(i) for i in np.argmax(self.estimator.probs(self.best_state), axis=1)],
             dev_score=self.best_score,
             history=history,
             stop_reason=stop_reason,
             queries=self.queries - start,
             steps=steps,
+            selection=chosen,
+        )
+
+    def report(self, dataset: Dataset, prompt: Sequence[str]) -> PromptReport:
+        """How ``prompt`` does on ``dataset``, example by example (one metered call)."""
+        task = self._task_for(dataset)
+        lp = self._score(task, [list(prompt)], list(dataset.examples))[0]
+        labels = np.array(dataset.label_indices(), dtype=np.int64)
+        losses = losses_from_scores(lp, labels, loss=self.loss, margin=self.margin)
+        predicted = np.argmax(lp, axis=1)
+        metric = compute_metric(task.metric, labels, predicted, num_classes=len(task.labels))
+        return PromptReport(tuple(prompt), metric, losses, predicted == labels, predicted)
+
+    def _select(self, task: Task, train: Dataset, dev: Dataset) -> Selection:
+        """Keep the best-dev prompt only if it clearly beats the manual one (``selection``)."""
+        assert self.best_prompt is not None
+        looked_at = max(1, len(self.dev_prompts))
+        chosen = self.choose(
+            Dataset(task, train.examples), Dataset(task, dev.examples), self.best_prompt,
+            looked_at=looked_at,
+        )  # fmt: skip
+        if chosen.kept_manual:
+            self.best_prompt, self.best_score = [], chosen.manual_dev
+        return chosen
+
+    def choose(
+        self, train: Dataset, dev: Dataset, prompt: Sequence[str], *, looked_at: int = 1
+    ) -> Selection:
+        """Whether ``prompt`` beats the manual prompt clearly on ``dev`` (see ``selection``).
+
+        Args:
+            train: the training set (its metrics are reported, not tested: the prompt was
+                learned there).
+            dev: the examples the two prompts are compared on, example by example.
+            prompt: the learned prompt.
+            looked_at: how many distinct prompts were evaluated on ``dev`` to find this one;
+                the test's level is ``alpha / looked_at``.
+
+        Returns:
+            The :class:`~bdpl.selection.Selection`: ``prompt`` if it wins, else ``[]``.
+        """
+        n = positive_int("looked_at", looked_at)
+        task = self._task_for(dev)
+        manual = self.report(dev, [])
+        learned = self.report(dev, prompt)
+        comparison = compare(
+            learned.losses, manual.losses, learned.correct, manual.correct, alpha=self.alpha / n
+        )
+        kept = learned if comparison.better else manual
+        on_train = self.report(train, kept.prompt).metric
+        manual_train = self.report(train, []).metric  # a cache hit when the manual one is kept
+        labels = dev.label_indices()
+        interval = metric_interval(labels, kept.predictions.tolist(), task.metric, len(task.labels))
+        return Selection(
+            prompt=list(kept.prompt),
+            kept_manual=kept is manual,
+            candidates=n,
+            alpha=self.alpha,
+            dev=kept.metric,
+            manual_dev=manual.metric,
+            train=on_train,
+            manual_train=manual_train,
+            dev_interval=interval,
+            comparison=comparison,
         )
 
     def _keep_best(self, score: float | None) -> None:
@@ -597,6 +697,8 @@ class Optimizer:
             "epochs": self.epochs,
             "vocab_size": self.vocab_size,
             "seed": self.seed,
+            "selection": self.selection,
+            "alpha": self.alpha,
         }
 
     def save(self, path: str | Path) -> None:
@@ -611,7 +713,7 @@ class Optimizer:
         checkpoint.write(
             path,
             checkpoint.Checkpoint(
-                prompt=self.best_prompt or self.recommend(),
+                prompt=self.best_prompt if self.best_prompt is not None else self.recommend(),
                 dev_score=self.best_score,
                 candidates=list(self.candidates),
                 task=self.task,
@@ -620,6 +722,7 @@ class Optimizer:
                 best_state=best,
                 rng=dict(self._rng.bit_generator.state),
                 distribution=self.estimator.probs(best).tolist(),
+                dev_prompts=[list(p) for p in self.dev_prompts],
             ),
         )
 
@@ -679,7 +782,9 @@ class Optimizer:
         unknown = sorted(set(saved.settings) - _SETTINGS)
         if unknown:
             raise ConfigError(f"{path}: malformed bdpl prompt file (unknown settings {unknown})")
-        opt = cls(backend, task=saved.task, candidates=saved.candidates, **kw, **saved.settings)
+        # Files from before the paired selection were fitted by best dev score.
+        settings = {"selection": "best-dev", **saved.settings}
+        opt = cls(backend, task=saved.task, candidates=saved.candidates, **kw, **settings)
         try:
             opt.state = OptimizerState(saved.state, saved.rng)
             opt.best_state = opt._checked(saved.best_state)
@@ -690,6 +795,7 @@ class Optimizer:
             raise ConfigError(f"{path}: malformed bdpl prompt file ({exc!r})") from exc
         opt.best_prompt = list(saved.prompt)
         opt.best_score = saved.dev_score
+        opt.dev_prompts = [list(p) for p in saved.dev_prompts]
         return opt
 
 
@@ -705,6 +811,8 @@ _SETTINGS = frozenset(
         "epochs",
         "vocab_size",
         "seed",
+        "selection",
+        "alpha",
     }
 )
 

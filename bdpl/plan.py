@@ -29,11 +29,16 @@ class FitPlan:
     ``sample_size`` prompts on its batch in one metered call, and after the steps one more
     call scores the dev set (when there is one) with the argmax prompt.
 
+    After the epochs, a ``"paired"`` selection (see :class:`~bdpl.optimizer.Optimizer`)
+    scores the manual and the best-dev prompt on dev, and the kept and the manual prompt on
+    the training set: :attr:`final_calls`.
+
     Attributes:
         epochs: passes over the training set.
         sample_size: prompts scored per step.
         batches: training examples in each step of an epoch, in order.
         dev_size: dev examples scored once per epoch (0 without a dev set).
+        final_calls: queries of each metered call after the epochs.
 
     >>> plan = FitPlan.for_fit(n_train=20, n_dev=4, batch_size=8, sample_size=3, epochs=2)
     >>> plan.batches, plan.epoch_calls
@@ -46,12 +51,22 @@ class FitPlan:
     sample_size: int
     batches: tuple[int, ...]
     dev_size: int = 0
+    final_calls: tuple[int, ...] = ()
 
     @classmethod
     def for_fit(
-        cls, *, n_train: int, n_dev: int, batch_size: int, sample_size: int, epochs: int
+        cls,
+        *,
+        n_train: int,
+        n_dev: int,
+        batch_size: int,
+        sample_size: int,
+        epochs: int,
+        paired_selection: bool = False,
     ) -> FitPlan:
         """The plan of a fit on ``n_train`` training and ``n_dev`` dev examples.
+
+        ``paired_selection`` adds the selection's calls (only with a dev set).
 
         Raises:
             ConfigError: a count that is not a non-negative (sizes: positive) integer.
@@ -66,6 +81,7 @@ class FitPlan:
             sample_size=positive_int("sample_size", sample_size),
             batches=batches,
             dev_size=n_dev,
+            final_calls=(n_dev, n_dev, n_train, n_train) if paired_selection and n_dev else (),
         )
 
     @property
@@ -93,7 +109,7 @@ class FitPlan:
     @property
     def calls(self) -> tuple[int, ...]:
         """Queries in each metered call of the fit, at most."""
-        return self.epoch_calls * self.epochs
+        return self.epoch_calls * self.epochs + self.final_calls
 
     @property
     def queries_per_epoch(self) -> int:
@@ -103,7 +119,7 @@ class FitPlan:
     @property
     def max_queries(self) -> int:
         """Worst-case queries of the whole fit."""
-        return self.epochs * self.queries_per_epoch
+        return self.epochs * self.queries_per_epoch + sum(self.final_calls)
 
 
 def estimate_fit_cost(

@@ -36,7 +36,15 @@ import numpy.typing as npt
 
 from bdpl.errors import ConfigError
 
-__all__ = ["Comparison", "bootstrap_p", "compare", "mcnemar_p"]
+__all__ = [
+    "Comparison",
+    "PromptReport",
+    "Selection",
+    "bootstrap_p",
+    "compare",
+    "mcnemar_p",
+    "metric_interval",
+]
 
 FloatLike = Sequence[float] | npt.NDArray[np.floating]
 BoolLike = Sequence[bool] | Sequence[int] | npt.NDArray[np.bool_] | npt.NDArray[np.integer]
@@ -175,3 +183,97 @@ def compare(
         alpha=float(alpha),
         better=loss_p < alpha and worse_p >= alpha,
     )
+
+
+@dataclass(frozen=True)
+class PromptReport:
+    """How one prompt did on one dataset, example by example.
+
+    Attributes:
+        prompt: the prompt (``[]``: the template alone, the manual prompt).
+        metric: the task's metric on the dataset.
+        losses: per-example loss.
+        correct: per-example correctness of the predicted class.
+        predictions: per-example predicted class index.
+    """
+
+    prompt: tuple[str, ...]
+    metric: float
+    losses: npt.NDArray[np.float64]
+    correct: npt.NDArray[np.bool_]
+    predictions: npt.NDArray[np.int64]
+
+    @property
+    def loss(self) -> float:
+        """Mean loss."""
+        return float(self.losses.mean())
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of examples predicted right."""
+        return float(self.correct.mean())
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which prompt a fit keeps, and the evidence for it.
+
+    Attributes:
+        prompt: the prompt kept (``[]`` when the manual prompt was kept).
+        kept_manual: no learned candidate beat the manual prompt clearly on dev.
+        candidates: distinct learned prompts compared (one per epoch at most).
+        alpha: the family-wise significance level; each candidate is tested at
+            ``alpha / candidates`` (Bonferroni), so looking at many prompts does not make a
+            lucky one more likely to pass.
+        dev: the kept prompt's dev metric.
+        manual_dev: the manual prompt's dev metric.
+        train: the kept prompt's training metric (optimistic for a learned prompt: it was
+            learned there), when computed.
+        manual_train: the manual prompt's training metric, when computed.
+        dev_interval: a 90% paired-bootstrap interval of the kept prompt's dev metric: where
+            its metric beyond dev is likely to fall.
+        comparison: the kept learned prompt's comparison with the manual one (``None`` when
+            the manual prompt was kept and no candidate was compared).
+    """
+
+    prompt: list[str]
+    kept_manual: bool
+    candidates: int
+    alpha: float
+    dev: float
+    manual_dev: float
+    train: float | None = None
+    manual_train: float | None = None
+    dev_interval: tuple[float, float] | None = None
+    comparison: Comparison | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON, as the command line saves it."""
+        out = {k: v for k, v in asdict(self).items() if k != "comparison"}
+        out["comparison"] = None if self.comparison is None else self.comparison.to_json()
+        out["dev_interval"] = None if self.dev_interval is None else list(self.dev_interval)
+        return out
+
+
+def metric_interval(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    metric: str,
+    num_classes: int,
+    *,
+    level: float = 0.9,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile-bootstrap interval of ``metric`` (resampling examples), seeded."""
+    from bdpl.metrics import compute_metric
+
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    values = [
+        compute_metric(metric, t[idx], p[idx], num_classes=num_classes)
+        for idx in rng.integers(0, t.size, size=(resamples, t.size))
+    ]
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

@@ -113,7 +113,8 @@ def test_fit_keeps_a_copy_of_the_best_and_evaluates() -> None:
     before = sum(len(c) for c in fake.calls)
     result = opt.fit(train, dev)
     assert result.queries == sum(len(c) for c in fake.calls) - before
-    assert result.queries == result.history[-1].queries <= opt.max_queries(16, 16)
+    # The selection after the last epoch scores the manual prompt too.
+    assert result.history[-1].queries < result.queries <= opt.max_queries(16, 16)
     assert len(result.history) == 15 and all(r.dev_score is not None for r in result.history)
     assert result.dev_score == max(r.dev_score or 0.0 for r in result.history)
     assert result.prompt == opt.best_prompt == plant.best_prompt
@@ -197,7 +198,12 @@ def test_fit_builds_vocabulary_and_shows_progress(capsys: pytest.CaptureFixture[
 
 def test_max_queries() -> None:
     opt = make_optimizer(FakeBackend(), sample_size=20, epochs=30)
-    assert opt.max_queries(32, 32) == 30 * (20 * 32 + 32)
+    # 30 epochs of 20 prompts x 32 examples and one dev pass; then the paired selection's
+    # manual and best prompts on dev and on train.
+    assert opt.max_queries(32, 32) == 30 * (20 * 32 + 32) + 4 * 32
+    assert opt.max_queries(32, 0) == 30 * 20 * 32
+    best_dev = make_optimizer(FakeBackend(), sample_size=20, epochs=30, selection="best-dev")
+    assert best_dev.max_queries(32, 32) == 30 * (20 * 32 + 32)
 
 
 @pytest.mark.parametrize(

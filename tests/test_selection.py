@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+
 import numpy as np
 import pytest
 
+from bdpl.data import load_split
 from bdpl.errors import ConfigError
+from bdpl.optimizer import Optimizer
 from bdpl.selection import bootstrap_p, compare, mcnemar_p
+from bdpl.tasks import Dataset
+from bdpl.testing import FakeBackend, Planted
 
 
 def test_mcnemar_is_the_binomial_tail() -> None:
@@ -59,3 +66,60 @@ def test_bad_input_is_a_config_error() -> None:
         compare([0.1, 0.2], [0.1], [1, 1], [1, 1])
     with pytest.raises(ConfigError, match="alpha"):
         compare([0.1], [0.2], [1], [1], alpha=1.5)
+
+
+# -- the selection inside the optimizer, on the fake ------------------------------------------
+
+WORDS = [f"w{i}" for i in range(12)]
+
+
+def _sst2(split: str, n: int | None = None) -> Dataset:
+    data = load_split("sst2", split)
+    return Dataset(data.task, data.examples[:n])
+
+
+def test_a_dev_lucky_prompt_is_not_kept() -> None:
+    # An unplanted fake: a prompt changes each answer by hash noise only, so some prompt is
+    # better on the 32 dev examples by chance and no better beyond them.
+    train, dev, held_out = _sst2("train"), _sst2("dev"), _sst2("test", 300)
+    opt = Optimizer(FakeBackend(seed=3), candidates=WORDS, prompt_length=2, cache=False)
+    manual_dev, manual_out = opt.report(dev, []).accuracy, opt.report(held_out, []).accuracy
+    lucky = next(
+        list(p)
+        for p in itertools.product(WORDS, repeat=2)
+        if opt.report(dev, p).accuracy >= manual_dev + 3 / 32
+        and opt.report(held_out, p).accuracy < manual_out
+    )
+    chosen = opt.choose(train, dev, lucky, looked_at=10)
+    assert chosen.kept_manual and chosen.prompt == [] and chosen.dev == manual_dev
+    assert chosen.comparison is not None and chosen.comparison.wins > chosen.comparison.losses
+
+
+def test_a_truly_better_prompt_is_kept() -> None:
+    train, dev = _sst2("train"), _sst2("dev")
+    planted = Planted.for_dataset([train, dev], WORDS, prompt_length=2, best=[4, 7], seed=1)
+    opt = Optimizer(FakeBackend(planted=planted), candidates=WORDS, prompt_length=2, cache=False)
+    chosen = opt.choose(train, dev, planted.best_prompt, looked_at=10)
+    assert not chosen.kept_manual and chosen.prompt == planted.best_prompt
+    assert chosen.dev > chosen.manual_dev and chosen.train is not None
+    assert chosen.dev_interval is not None and chosen.dev_interval[0] <= chosen.dev
+    assert json.loads(json.dumps(chosen.to_json()))["kept_manual"] is False
+
+
+def test_fit_reports_its_selection_and_keeps_the_manual_prompt_when_nothing_wins() -> None:
+    train, dev = _sst2("train"), _sst2("dev")
+    opt = Optimizer(
+        FakeBackend(seed=5), candidates=WORDS, prompt_length=2, sample_size=4, batch_size=16,
+        epochs=3, cache=False,
+    )  # fmt: skip
+    result = opt.fit(train, dev)
+    assert result.selection is not None
+    if result.selection.kept_manual:
+        assert result.prompt == [] and result.indices == [] and opt.best_prompt == []
+        assert opt.evaluate(dev) == result.selection.manual_dev
+    assert result.selection.candidates == len(opt.dev_prompts) >= 1
+    best_dev = Optimizer(
+        FakeBackend(seed=5), candidates=WORDS, prompt_length=2, sample_size=4, batch_size=16,
+        epochs=3, cache=False, selection="best-dev",
+    )  # fmt: skip
+    assert best_dev.fit(train, dev).selection is None

@@ -71,7 +71,7 @@ def test_estimate_calls_no_model(bdpl: Run) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     cost = json.loads(done.stdout)
-    assert cost["queries"] == 3 * (8 * 32 + 32)
+    assert cost["queries"] == 3 * (8 * 32 + 32) + 4 * 32  # and the selection's 4 passes
     assert cost["dollars"] > 0 and cost["model"] == "davinci-002"
 
 
