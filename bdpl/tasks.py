@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bdpl.errors import DataError, InvalidTaskError
-from bdpl.types import Query
+from bdpl.types import Query, is_trailing_punctuation
 
 Metric = Literal["accuracy", "f1", "macro_f1", "matthews"]
 _METRICS = ("accuracy", "f1", "macro_f1", "matthews")
@@ -69,7 +69,7 @@ class Task:
         if "s1" not in names:
             raise InvalidTaskError(f"task {self.name!r}: template {self.template!r} lacks <s1>")
         tail = parts[-1] if names[-1] == "slot" else None
-        if tail is None or tail.strip(" .,!?;:") != "":
+        if tail is None or not is_trailing_punctuation(tail):
             raise InvalidTaskError(
                 f"task {self.name!r}: <slot> must end the template (only punctuation may follow), "
                 f"got {self.template!r}"
