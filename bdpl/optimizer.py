@@ -41,6 +41,7 @@ from bdpl.estimators import (
 from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
+from bdpl.vocab import check_candidates
 
 FORMAT_VERSION = 1
 LossName = Literal["ce", "hinge"]
@@ -111,15 +112,6 @@ def _positive_int(name: str, value: object, least: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
         raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
     return int(value)
-
-
-def _check_candidates(candidates: Sequence[str]) -> list[str]:
-    if isinstance(candidates, str):
-        raise ConfigError("candidates must be a sequence of strings, not one string")
-    cands = [str(c).strip() for c in candidates]
-    if len(cands) < 2 or any(not c for c in cands) or len(set(cands)) != len(cands):
-        raise ConfigError("candidates must hold at least 2 distinct non-empty strings")
-    return cands
 
 
 def _task_to_json(task: Task) -> dict[str, Any]:
@@ -292,7 +284,7 @@ class Optimizer:
 
     # ----------------------------------------------------------------- state
     def _set_candidates(self, candidates: Sequence[str]) -> None:
-        self.candidates = _check_candidates(candidates)
+        self.candidates = check_candidates(candidates)
         self._estimator_state = self.estimator.init(self.prompt_length, len(self.candidates))
 
     def _need_state(self) -> EstimatorState:
