@@ -44,6 +44,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from bdpl._validate import positive_int
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example
 
@@ -78,10 +79,10 @@ def build_vocabulary(
         corpus does not yield more.
 
     Raises:
-        ConfigError: ``size`` or ``max_ngram`` < 1.
+        ConfigError: ``size`` or ``max_ngram`` is not an integer >= 1.
     """
-    if size < 1 or max_ngram < 1:
-        raise ConfigError(f"size and max_ngram must be >= 1, got {size} and {max_ngram}")
+    positive_int("size", size)
+    positive_int("max_ngram", max_ngram)
     sentences = [words for words in (text.split() for text in texts) if words]
     strong = _strong_links(sentences, pmi_threshold, min_count)
     segments = Counter(seg for words in sentences for seg in _segments(words, strong))

@@ -86,6 +86,10 @@ def test_empty_texts_and_bad_sizes() -> None:
         build_vocabulary(CORPUS, size=0)
     with pytest.raises(ConfigError):
         build_vocabulary(CORPUS, max_ngram=0)
+    with pytest.raises(ConfigError, match=r"size must be an integer >= 1, got 2\.5"):
+        build_vocabulary(CORPUS, size=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="max_ngram must be an integer >= 1, got True"):
+        build_vocabulary(CORPUS, max_ngram=True)
 
 
 def _strip(word: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bdpl._validate import positive_int
 from bdpl.backends.base import Capabilities
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
@@ -32,14 +33,13 @@ def check_sizes(batch_size: int, max_batch_size: int | None, max_input_tokens: i
     """Check the batching and truncation settings both local backends take.
 
     Raises:
-        ConfigError: a size below 1.
+        ConfigError: a size that is not an integer >= 1.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    if max_batch_size is not None and max_batch_size < 1:
-        raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
-    if max_input_tokens is not None and max_input_tokens < 1:
-        raise ConfigError(f"max_input_tokens must be positive, got {max_input_tokens}")
+    positive_int("batch_size", batch_size)
+    if max_batch_size is not None:
+        positive_int("max_batch_size", max_batch_size)
+    if max_input_tokens is not None:
+        positive_int("max_input_tokens", max_input_tokens)
 
 
 def resolve_device(device: str) -> torch.device:
