@@ -49,8 +49,9 @@ class Task:
             ``"matthews"``.
 
     Raises:
-        InvalidTaskError: on a malformed template, an empty or duplicate verbalizer, or an
-            unknown metric.
+        InvalidTaskError: on a malformed or non-string template, a verbalizer that is not a
+            mapping of strings to strings, an empty or duplicate verbalizer, or an unknown
+            metric.
     """
 
     name: str
@@ -60,6 +61,21 @@ class Task:
     _parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.template, str):
+            raise InvalidTaskError(
+                f"task {self.name!r}: the template must be a string, got {self.template!r}"
+            )
+        if not isinstance(self.verbalizer, Mapping):
+            raise InvalidTaskError(
+                f"task {self.name!r}: the verbalizer must map data labels to label words "
+                f"(a dict of strings), got {self.verbalizer!r}"
+            )
+        for label, word in self.verbalizer.items():
+            if not isinstance(label, str) or not isinstance(word, str):
+                raise InvalidTaskError(
+                    f"task {self.name!r}: verbalizer entry {label!r}: {word!r} must map a "
+                    "string data label to a string label word"
+                )
         parts = tuple(_PLACEHOLDER.split(self.template))
         names = parts[1::2]
         if names.count("slot") != 1:

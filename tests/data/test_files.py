@@ -147,6 +147,31 @@ def test_make_dataset_checks_labels_and_pairs() -> None:
         make_dataset("rte", [Example("a", label="entailment")])
 
 
+@pytest.mark.parametrize(
+    ("task", "example", "match"),
+    [
+        ("sst2", Example("", label="1"), r"example 1: text_a holds no text, got ''"),
+        ("sst2", Example(" \t\n", label="1"), "text_a holds no text"),
+        ("sst2", Example(None, label="1"), "text_a holds no text, got None"),  # type: ignore[arg-type]
+        ("sst2", Example(5, label="1"), "text_a holds no text, got 5"),  # type: ignore[arg-type]
+        ("rte", Example("a", "  ", label="entailment"), "takes text pairs; text_b holds no text"),
+        ("rte", Example("a", None, label="entailment"), "text_b holds no text, got None"),
+    ],
+)
+def test_make_dataset_refuses_blank_texts_as_files_do(
+    task: str, example: Example, match: str, tmp_path: Path
+) -> None:
+    good = Example("fine", "text", label=example.label)
+    with pytest.raises(DataError, match=match):
+        make_dataset(task, [good, example])
+    # The same blank text in a file is refused by read_dataset too.
+    if isinstance(example.text_a, str) and not example.text_a.strip():
+        path = tmp_path / "d.jsonl"
+        path.write_text(json.dumps({"t": example.text_a, "y": example.label}) + "\n")
+        with pytest.raises(DataError, match="holds no text"):
+            read_dataset(task, path, text_a="t", label="y")
+
+
 def test_docstring_examples() -> None:
     result = doctest.testmod(bdpl.data.files)
     assert result.attempted > 0 and result.failed == 0
