@@ -16,6 +16,7 @@ lint: setup
 	$(VENV)/bin/ruff check bdpl tests examples benchmarks
 	$(VENV)/bin/ruff format --check bdpl tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: setup setup-vllm lint
 	$(PY) -m pytest
