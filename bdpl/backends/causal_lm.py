@@ -82,9 +82,11 @@ class CausalLMBackend(_hf.LocalBackend):
 
     Scores are log-probabilities over the whole vocabulary, not renormalised over the labels.
 
-    >>> backend = CausalLMBackend()  # the embedded SmolLM2-135M-Instruct  # doctest: +SKIP
+    >>> backend = CausalLMBackend()  # the embedded SmolLM2-135M-Instruct
     >>> q = Query("Review: a fine film Sentiment:", "", (" negative", " positive"))
-    >>> backend.score([q])[0].logprobs  # doctest: +SKIP
+    >>> [scores] = backend.score([q])
+    >>> scores.logprobs[1] > scores.logprobs[0], scores.exact, scores.usage.requests
+    (True, True, 1)
 
     Thread safety: ``score`` may be called from several threads; forward passes are serialized
     by a lock, so ``max_concurrency`` is 1.
