@@ -13,9 +13,10 @@ main: setup
 	$(PY) examples/sst2_smollm2.py
 
 lint: setup
-	$(VENV)/bin/ruff check bdpl tests examples benchmarks
-	$(VENV)/bin/ruff format --check bdpl tests examples benchmarks
+	$(VENV)/bin/ruff check bdpl tests examples benchmarks conftest.py
+	$(VENV)/bin/ruff format --check bdpl tests examples benchmarks conftest.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: setup setup-vllm lint
-	$(PY) -m pytest
+	$(PY) -m pytest --cov=bdpl --cov-report=term

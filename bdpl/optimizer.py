@@ -48,6 +48,7 @@ from bdpl.plan import FitPlan, estimate_fit_cost
 from bdpl.selection import PromptReport, Selection, compare, metric_interval
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
+from bdpl.vocab import check_candidates
 
 SelectionRule = Literal["paired", "best-dev"]
 SELECTIONS: tuple[str, ...] = ("paired", "best-dev")
@@ -123,15 +124,6 @@ class FitResult:
     queries: int = 0
     steps: int = 0
     selection: Selection | None = None
-
-
-def _check_candidates(candidates: Sequence[str]) -> list[str]:
-    if isinstance(candidates, str):
-        raise ConfigError("candidates must be a sequence of strings, not one string")
-    cands = [str(c).strip() for c in candidates]
-    if len(cands) < 2 or any(not c for c in cands) or len(set(cands)) != len(cands):
-        raise ConfigError("candidates must hold at least 2 distinct non-empty strings")
-    return cands
 
 
 class Optimizer:
@@ -243,7 +235,7 @@ class Optimizer:
             raise ConfigError(f"loss must be one of {LOSSES}, got {loss!r}")
         if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
             raise ConfigError(f"margin must be a positive number, got {margin!r}")
-        checked = None if candidates is None else _check_candidates(candidates)
+        checked = None if candidates is None else check_candidates(candidates)
         if meter_options is not None:
             warnings.warn(_METER_OPTIONS_DEPRECATED, DeprecationWarning, stacklevel=2)
         options = _meter_options(budget, ledger, cache, meter_options)
@@ -309,7 +301,7 @@ class Optimizer:
 
     # ----------------------------------------------------------------- state
     def _set_candidates(self, candidates: Sequence[str]) -> None:
-        self.candidates = _check_candidates(candidates)
+        self.candidates = check_candidates(candidates)
         self._estimator_state = self.estimator.init(self.prompt_length, len(self.candidates))
 
     def _need_state(self) -> EstimatorState:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bdpl.errors import DataError, InvalidTaskError
-from bdpl.types import Query
+from bdpl.types import Query, is_trailing_punctuation
 
 Metric = Literal["accuracy", "f1", "macro_f1", "matthews"]
 _METRICS = ("accuracy", "f1", "macro_f1", "matthews")
@@ -49,8 +49,9 @@ class Task:
             ``"matthews"``.
 
     Raises:
-        InvalidTaskError: on a malformed template, an empty or duplicate verbalizer, or an
-            unknown metric.
+        InvalidTaskError: on a malformed or non-string template, a verbalizer that is not a
+            mapping of strings to strings, an empty or duplicate verbalizer, or an unknown
+            metric.
     """
 
     name: str
@@ -60,6 +61,21 @@ class Task:
     _parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.template, str):
+            raise InvalidTaskError(
+                f"task {self.name!r}: the template must be a string, got {self.template!r}"
+            )
+        if not isinstance(self.verbalizer, Mapping):
+            raise InvalidTaskError(
+                f"task {self.name!r}: the verbalizer must map data labels to label words "
+                f"(a dict of strings), got {self.verbalizer!r}"
+            )
+        for label, word in self.verbalizer.items():
+            if not isinstance(label, str) or not isinstance(word, str):
+                raise InvalidTaskError(
+                    f"task {self.name!r}: verbalizer entry {label!r}: {word!r} must map a "
+                    "string data label to a string label word"
+                )
         parts = tuple(_PLACEHOLDER.split(self.template))
         names = parts[1::2]
         if names.count("slot") != 1:
@@ -69,7 +85,7 @@ class Task:
         if "s1" not in names:
             raise InvalidTaskError(f"task {self.name!r}: template {self.template!r} lacks <s1>")
         tail = parts[-1] if names[-1] == "slot" else None
-        if tail is None or tail.strip(" .,!?;:") != "":
+        if tail is None or not is_trailing_punctuation(tail):
             raise InvalidTaskError(
                 f"task {self.name!r}: <slot> must end the template (only punctuation may follow), "
                 f"got {self.template!r}"

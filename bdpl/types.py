@@ -9,6 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+TRAILING_PUNCTUATION = " .,!?;:"
+"""What may follow the label slot for the label to be scored as the next token: these
+characters only (space included; other whitespace, brackets and quotes are text)."""
+
+
+def is_trailing_punctuation(after: str) -> bool:
+    """Whether ``after`` (the text after the slot) is empty or only :data:`TRAILING_PUNCTUATION`.
+
+    Such a tail is not scored: the label is the last scored text, so one next-token
+    distribution can score all single-token labels. Any other tail is part of the text to
+    score (``label + after``), or is refused by a backend that can only read the next token.
+    Templates (:class:`~bdpl.tasks.Task`) and every backend use this one rule, so a query is
+    scored the same way whichever backend answers it.
+
+    >>> [is_trailing_punctuation(a) for a in ("", " .", "?!,", ")", " movie.")]
+    [True, True, True, False, False]
+    """
+    return after.strip(TRAILING_PUNCTUATION) == ""
+
 
 @dataclass(frozen=True, slots=True)
 class Query:

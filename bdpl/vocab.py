@@ -44,6 +44,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from bdpl._validate import positive_int
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example
 
@@ -78,10 +79,10 @@ def build_vocabulary(
         corpus does not yield more.
 
     Raises:
-        ConfigError: ``size`` or ``max_ngram`` < 1.
+        ConfigError: ``size`` or ``max_ngram`` is not an integer >= 1.
     """
-    if size < 1 or max_ngram < 1:
-        raise ConfigError(f"size and max_ngram must be >= 1, got {size} and {max_ngram}")
+    positive_int("size", size)
+    positive_int("max_ngram", max_ngram)
     sentences = [words for words in (text.split() for text in texts) if words]
     strong = _strong_links(sentences, pmi_threshold, min_count)
     segments = Counter(seg for words in sentences for seg in _segments(words, strong))
@@ -146,6 +147,35 @@ def texts_of(examples: Iterable[Example]) -> list[str]:
     return [t for e in examples for t in (e.text_a, e.text_b) if t]
 
 
+def check_candidates(candidates: Iterable[str]) -> list[str]:
+    """The prompt vocabulary as an optimizer uses it: what makes a valid candidate list.
+
+    Each candidate is a non-blank string, used with its outer whitespace stripped (inner
+    whitespace is kept as given, so that a prompt renders, and is cached, as before); the
+    list holds at least two, all distinct once stripped. The optimizer and the test doubles
+    apply this one rule; :func:`normalize_candidates` cleans a raw list into one that passes.
+
+    >>> check_candidates([" great", "very good "])
+    ['great', 'very good']
+
+    Raises:
+        ConfigError: one string instead of a list, a candidate that is not a string or is
+            blank, fewer than two candidates, or a repeat.
+    """
+    cleaned = [_candidate(i, c).strip() for i, c in enumerate(_as_list(candidates))]
+    if len(cleaned) < 2:
+        raise ConfigError(f"candidates must hold at least 2 strings, got {len(cleaned)}")
+    seen: dict[str, int] = {}
+    for i, text in enumerate(cleaned):
+        if text in seen:
+            raise ConfigError(
+                f"candidates {seen[text]} and {i} are both {text!r}; candidates must be "
+                "distinct (normalize_candidates drops repeats)"
+            )
+        seen[text] = i
+    return cleaned
+
+
 def normalize_candidates(candidates: Iterable[str]) -> list[str]:
     """A user-supplied candidate list, cleaned: whitespace stripped (and inner runs made one
     space), repeats dropped keeping the first.
@@ -156,16 +186,22 @@ def normalize_candidates(candidates: Iterable[str]) -> list[str]:
     Raises:
         ConfigError: a candidate that is not a string or is blank, or no candidates at all.
     """
-    if isinstance(candidates, str):
-        raise ConfigError("candidates must be a list of strings, not one string")
-    cleaned: list[str] = []
-    for i, cand in enumerate(candidates):
-        if not isinstance(cand, str):
-            raise ConfigError(f"candidate {i} is not a string: {cand!r}")
-        text = " ".join(cand.split())
-        if not text:
-            raise ConfigError(f"candidate {i} is blank")
-        cleaned.append(text)
+    cleaned = [" ".join(_candidate(i, c).split()) for i, c in enumerate(_as_list(candidates))]
     if not cleaned:
         raise ConfigError("the candidate list is empty")
     return list(dict.fromkeys(cleaned))
+
+
+def _as_list(candidates: Iterable[str]) -> list[object]:
+    if isinstance(candidates, str):
+        raise ConfigError("candidates must be a list of strings, not one string")
+    return list(candidates)
+
+
+def _candidate(i: int, cand: object) -> str:
+    """Candidate ``i`` itself, if it is a valid one: a string with some non-space text."""
+    if not isinstance(cand, str):
+        raise ConfigError(f"candidate {i} is not a string: {cand!r}")
+    if not cand.strip():
+        raise ConfigError(f"candidate {i} is blank")
+    return cand

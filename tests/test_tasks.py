@@ -178,6 +178,13 @@ VERB = {"0": "no", "1": "yes"}
         ("<s1> <slot>.", {"0": "yes", "1": " yes"}, "accuracy", "distinct"),
         ("<s1> <slot>.", {"0": "", "1": "yes"}, "accuracy", "non-empty"),
         ("<s1> <slot>.", VERB, "auc", "unknown metric"),
+        # Wrong types get the same typed error, naming the culprit, not a TypeError from re.
+        (5, VERB, "accuracy", "template must be a string, got 5"),
+        (None, VERB, "accuracy", "template must be a string, got None"),
+        ("<s1> <slot>.", ["no", "yes"], "accuracy", "verbalizer must map"),
+        ("<s1> <slot>.", {"0": 1, "1": "yes"}, "accuracy", "entry '0': 1 must map"),
+        ("<s1> <slot>.", {"0": None, "1": "yes"}, "accuracy", "entry '0': None must map"),
+        ("<s1> <slot>.", {0: "no", 1: "yes"}, "accuracy", "entry 0: 'no' must map"),
     ],
 )
 def test_invalid_tasks(template: str, verbalizer: dict[str, str], metric: str, match: str) -> None:

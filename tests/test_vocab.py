@@ -13,7 +13,7 @@ import bdpl.vocab
 from bdpl.data import load_split
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example
-from bdpl.vocab import build_vocabulary, normalize_candidates, texts_of
+from bdpl.vocab import build_vocabulary, check_candidates, normalize_candidates, texts_of
 
 # Counts: like 18, i 12, new 12, york 12, you 6, tea 6; pairs: (i, like) 12, (like, new) 12,
 # (new, york) 12, (you, like) 6, (like, tea) 6; total = 48 pairs.
@@ -86,6 +86,10 @@ def test_empty_texts_and_bad_sizes() -> None:
         build_vocabulary(CORPUS, size=0)
     with pytest.raises(ConfigError):
         build_vocabulary(CORPUS, max_ngram=0)
+    with pytest.raises(ConfigError, match=r"size must be an integer >= 1, got 2\.5"):
+        build_vocabulary(CORPUS, size=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="max_ngram must be an integer >= 1, got True"):
+        build_vocabulary(CORPUS, max_ngram=True)
 
 
 def _strip(word: str) -> str:
@@ -144,6 +148,55 @@ def test_normalize_candidates() -> None:
 def test_normalize_candidates_rejects(candidates: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         normalize_candidates(candidates)  # type: ignore[arg-type]
+
+
+BAD_CANDIDATES = [
+    ("good", "not one string"),
+    (["good"], "at least 2"),
+    ([], "at least 2"),
+    (["good", "  "], "candidate 1 is blank"),
+    (["good", 3], "candidate 1 is not a string"),
+    (["good", "bad", " good"], "candidates 0 and 2 are both 'good'"),
+]
+
+
+def test_check_candidates_strips_and_keeps_inner_whitespace() -> None:
+    # Inner whitespace is kept: a prompt renders (and is cached) exactly as before.
+    assert check_candidates(iter([" great ", "very  good\n", "bad"])) == [
+        "great",
+        "very  good",
+        "bad",
+    ]
+    assert check_candidates(normalize_candidates([" great ", "very  good", "great", "b"])) == [
+        "great",
+        "very good",
+        "b",
+    ]
+
+
+@pytest.mark.parametrize(("candidates", "match"), BAD_CANDIDATES)
+def test_check_candidates_rejects(candidates: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        check_candidates(candidates)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("candidates", "match"), BAD_CANDIDATES)
+def test_the_optimizer_and_the_planted_fake_apply_the_same_rule(
+    candidates: object, match: str
+) -> None:
+    from bdpl.testing import FakeBackend, Planted
+
+    from bdpl.optimizer import Optimizer
+    from bdpl.tasks import Dataset, get_task
+
+    data = Dataset(get_task("sst2"), (Example("a film", label="1"),))
+    with pytest.raises(ConfigError, match=match):
+        Optimizer(FakeBackend(), candidates=candidates, prompt_length=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=match):
+        Planted(1, candidates, data.task, data, [0])  # type: ignore[arg-type]
+    good = [" great", "very  good "]
+    planted = Planted(1, good, data.task, data, [0])
+    assert list(planted.candidates) == Optimizer(FakeBackend(), candidates=good).candidates
 
 
 def test_docstring_examples() -> None:

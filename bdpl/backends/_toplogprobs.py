@@ -22,17 +22,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from bdpl.tokens import count_tokens
-
-_PUNCTUATION = " .,!?;:"
-
-
-def is_trailing_punctuation(after: str) -> bool:
-    """Whether ``after`` is only punctuation/space, so the label can be scored as the next token.
-
-    Such a tail is not scored (the next-token convention of every causal backend); any other
-    tail needs the whole continuation ``label + after`` scored.
-    """
-    return after.strip(_PUNCTUATION) == ""
+from bdpl.types import is_trailing_punctuation as is_trailing_punctuation  # the one rule
 
 
 def reply_form(label: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import string
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,17 +11,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bdpl.backends import _hf
 from bdpl.errors import ConfigError, UnsupportedQueryError
-from bdpl.types import LabelScores, Query
+from bdpl.types import LabelScores, Query, is_trailing_punctuation
 
 if TYPE_CHECKING:
     import torch
-
-_TRAILING = string.punctuation + string.whitespace
-
-
-def is_trailing(after: str) -> bool:
-    """Whether ``after`` is only punctuation and space, so the label ends the text."""
-    return after.strip(_TRAILING) == ""
 
 
 class _Cont(NamedTuple):
@@ -35,7 +27,7 @@ class _Cont(NamedTuple):
 
 def _next_token(query: Query, conts: Sequence[_Cont]) -> bool:
     """Whether one next-token distribution scores all labels: each is one clean token."""
-    return is_trailing(query.after) and all(c.clean and len(c.ids) == 1 for c in conts)
+    return is_trailing_punctuation(query.after) and all(c.clean and len(c.ids) == 1 for c in conts)
 
 
 @dataclass
@@ -72,7 +64,8 @@ class CausalLMBackend(_hf.LocalBackend):
     scored from the first token where the two differ, so it covers that end of ``before``
     too, and the answer has ``exact=False``. Otherwise ``exact`` is True.
 
-    - When ``after`` is empty or only punctuation/space and every label is one token in
+    - When ``after`` is empty or only trailing punctuation
+      (:func:`~bdpl.types.is_trailing_punctuation`) and every label is one token in
       context (which may depend on how ``before`` ends), one forward pass per query scores
       all labels from the next-token distribution at the end of ``before``. ``after`` is
       then ignored: it is the same for every label.
@@ -89,9 +82,11 @@ class CausalLMBackend(_hf.LocalBackend):
 
     Scores are log-probabilities over the whole vocabulary, not renormalised over the labels.
 
-    >>> backend = CausalLMBackend()  # the embedded SmolLM2-135M-Instruct  # doctest: +SKIP
+    >>> backend = CausalLMBackend()  # the embedded SmolLM2-135M-Instruct
     >>> q = Query("Review: a fine film Sentiment:", "", (" negative", " positive"))
-    >>> backend.score([q])[0].logprobs  # doctest: +SKIP
+    >>> [scores] = backend.score([q])
+    >>> scores.logprobs[1] > scores.logprobs[0], scores.exact, scores.usage.requests
+    (True, True, 1)
 
     Thread safety: ``score`` may be called from several threads; forward passes are serialized
     by a lock, so ``max_concurrency`` is 1.
@@ -247,7 +242,7 @@ class CausalLMBackend(_hf.LocalBackend):
         texts: list[list[str]] = []
         for q in queries:
             self.label_token_ids(q.labels)  # clear errors for unrepresentable labels
-            trailing = is_trailing(q.after)
+            trailing = is_trailing_punctuation(q.after)
             texts.append(list(q.labels) if trailing else [lab + q.after for lab in q.labels])
         enc = self._tokenizer(
             [q.before for q in queries], add_special_tokens=False, return_offsets_mapping=True

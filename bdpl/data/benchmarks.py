@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bdpl._validate import positive_int
 from bdpl.data.files import Column, Format, read_examples
-from bdpl.data.sampling import check_k, draw
+from bdpl.data.sampling import draw
 from bdpl.errors import ConfigError, DataError
 from bdpl.tasks import Dataset, Example, Task, get_task
 
@@ -225,7 +226,7 @@ def load_split(
     task = get_task(task) if isinstance(task, str) else task
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {list(SPLITS)}")
-    check_k(k)
+    positive_int("k", k)
     layout = PRESET_DATA.get(task.name)
     if layout is None:
         raise ConfigError(

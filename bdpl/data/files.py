@@ -175,6 +175,14 @@ def _field(path: Path, where: str, record: Mapping[Column, Any], column: Column)
         raise DataError(f"{path}, {where}: no column {column!r} (the row has {names})") from None
 
 
+def _blank(text: object) -> bool:
+    """Whether an example's text holds nothing: not a string (JSON null) or only whitespace.
+
+    One rule for files (:func:`read_examples`) and examples built in code (:func:`make_dataset`).
+    """
+    return not isinstance(text, str) or not text.strip()
+
+
 def _text(path: Path, where: str, record: Mapping[Column, Any], column: Column) -> str:
     """The cleaned text in ``column``; "" when it is blank or not a string (JSON null)."""
     value = _field(path, where, record, column)
@@ -239,7 +247,7 @@ def read_examples(
     for where, record in _records(file, fmt, has_header, quoted):
         first = _text(file, where, record, text_a)
         second = None if text_b is None else _text(file, where, record, text_b)
-        blank = [c for c, t in ((text_a, first), (text_b, second)) if t == ""]
+        blank = [c for c, t in ((text_a, first), (text_b, second)) if t is not None and _blank(t)]
         if blank and skip_empty:
             continue
         if blank:
@@ -266,8 +274,9 @@ def make_dataset(
         source: where they came from, named in error messages.
 
     Raises:
-        DataError: a label the task does not know, or a pair task's example without a
-            second text; the message names the example's position and the label.
+        DataError: a label the task does not know, a text that is missing or blank (the rule
+            :func:`read_examples` applies), or a pair task's example without a second text;
+            the message names the example's position and what is wrong.
     """
     task = get_task(task) if isinstance(task, str) else task
     origin = source or "examples"
@@ -279,8 +288,13 @@ def make_dataset(
             check_label(task, label, where)
             if label != example.label:
                 example = replace(example, label=label)
-        if task.is_pair and not example.text_b:
-            raise DataError(f"{where}: task {task.name!r} takes text pairs; text_b is empty")
+        if _blank(example.text_a):
+            raise DataError(f"{where}: text_a holds no text, got {example.text_a!r}")
+        if task.is_pair and _blank(example.text_b):
+            raise DataError(
+                f"{where}: task {task.name!r} takes text pairs; text_b holds no text, "
+                f"got {example.text_b!r}"
+            )
         checked.append(example)
     return Dataset(task, tuple(checked))
 

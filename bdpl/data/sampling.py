@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bdpl._validate import positive_int
 from bdpl.data.files import check_label
-from bdpl.errors import ConfigError
 from bdpl.tasks import Example, Task, get_task
 
 
@@ -48,11 +48,5 @@ def sample_k_shot(
         DataError: an example without a label or with one the task does not know.
     """
     task = get_task(task) if isinstance(task, str) else task
-    check_k(k)
+    positive_int("k", k)
     return draw(examples, task, (k,), seed)[0]
-
-
-def check_k(k: int) -> None:
-    """Raise :class:`ConfigError` unless ``k`` is a positive int."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from bdpl._jsonl import dumps_line, open_append, write_line
+
 __all__ = ["Ledger", "LedgerRecord", "LedgerSummary", "format_summary", "summarize"]
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ class Ledger:
         self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = open_append(self.path)
         # A crash during a write (power loss) may leave a line without its newline; end it, so
         # that the next record does not get glued to it.
         with open(self.path, "rb") as f:
@@ -155,16 +157,11 @@ class Ledger:
 
     def append(self, record: LedgerRecord) -> None:
         """Write one record durably (one ``write`` + ``fsync``)."""
-        line = json.dumps(record.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
-        data = line.encode("utf-8")
+        line = dumps_line(record.to_json())
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"ledger {self.path} is closed")
-            written = os.write(self._fd, data)
-            if written != len(data):  # only on a full disk or similar; say so, don't hide it
-                raise OSError(f"ledger {self.path}: short write ({written} of {len(data)} bytes)")
-            if self.fsync:
-                os.fsync(self._fd)
+            write_line(self._fd, line, fsync=self.fsync, name=f"ledger {self.path}")
 
     def close(self) -> None:
         """Close the file (records already appended are on disk)."""

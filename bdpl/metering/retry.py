@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from bdpl._validate import positive_int
 from bdpl.errors import (
     AuthenticationError,
     BackendError,
@@ -72,8 +73,7 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"RetryPolicy(max_attempts={self.max_attempts}) must be >= 1")
+        positive_int("RetryPolicy max_attempts", self.max_attempts)
         for name in ("initial_wait", "max_wait", "jitter", "max_time"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"RetryPolicy({name}=...) must be >= 0")

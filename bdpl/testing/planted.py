@@ -34,6 +34,7 @@ import numpy as np
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import Query
+from bdpl.vocab import check_candidates
 
 __all__ = ["Planted", "PlantedOracle"]
 
@@ -56,8 +57,8 @@ class Planted:
     Args:
         prompt_length: most prompt tokens a query may carry (fewer are fine: the missing
             positions add nothing).
-        candidates: the prompt vocabulary, as given to the optimizer (stripped, non-empty,
-            distinct).
+        candidates: the prompt vocabulary, as given to the optimizer (the same rule:
+            :func:`bdpl.vocab.check_candidates`).
         task: the task whose queries are answered (template and label words are checked).
         examples: the inputs the backend knows, with their labels (a :class:`Dataset` or
             examples). The first label wins when the same input appears twice.
@@ -88,13 +89,9 @@ class Planted:
     sha256: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        cands = tuple(self.candidates)
         if self.prompt_length < 1:
             raise ConfigError(f"Planted: prompt_length must be >= 1, got {self.prompt_length}")
-        if len(cands) < 2:
-            raise ConfigError("Planted: needs at least 2 candidates")
-        if any(not c.strip() or c != c.strip() for c in cands) or len(set(cands)) != len(cands):
-            raise ConfigError("Planted: candidates must be stripped, non-empty and distinct")
+        cands = tuple(check_candidates(self.candidates))  # as the optimizer takes them
         best = tuple(int(b) for b in self.best)
         if len(best) != self.prompt_length or not all(0 <= b < len(cands) for b in best):
             raise ConfigError(

@@ -10,12 +10,12 @@ import pytest
 
 from bdpl.errors import ConfigError
 from bdpl.tasks import Example, Task
-from bdpl.types import Query
+from bdpl.types import Query, is_trailing_punctuation
 from tests.backends.tiny_models import TEXTS, legacy_llama_tokenizer, tiny_causal_lm, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
-from bdpl.backends.causal_lm import CausalLMBackend, is_trailing  # noqa: E402
+from bdpl.backends.causal_lm import CausalLMBackend  # noqa: E402
 
 REVIEW = Task("sst2-review", "Review: <s1> Sentiment: <slot>", {"0": "negative", "1": "positive"})
 
@@ -46,10 +46,8 @@ def check_against_reference(
     backend: CausalLMBackend, model: Any, tok: Any, qs: list[Query], abs: float = 1e-5
 ) -> None:
     for q, got in zip(qs, backend.score(qs), strict=True):
-        want = [
-            reference(model, tok, q.before, lab if is_trailing(q.after) else lab + q.after)
-            for lab in q.labels
-        ]
+        tail = "" if is_trailing_punctuation(q.after) else q.after
+        want = [reference(model, tok, q.before, lab + tail) for lab in q.labels]
         assert got.logprobs == pytest.approx(want, abs=abs)
 
 
@@ -66,11 +64,6 @@ def check_batching(backend: CausalLMBackend, qs: list[Query], abs: float = 1e-5)
 @pytest.fixture(scope="module")
 def tiny(lm: Any, tok: Any) -> CausalLMBackend:
     return CausalLMBackend(lm, tok, device="cpu", batch_size=3)
-
-
-def test_trailing_means_punctuation_and_space_only() -> None:
-    assert is_trailing("") and is_trailing(" .") and is_trailing("?!,")
-    assert not is_trailing(" movie.")
 
 
 def test_tiny_next_token_scores_equal_reference(tiny: CausalLMBackend, lm: Any, tok: Any) -> None:
@@ -170,7 +163,7 @@ def test_legacy_sentencepiece_labels_use_their_tokens_in_context(legacy_tok: Any
     slow.append(Query("it was", " and the film too.", (" bad", " great")))
     got += backend.score(slow)
     for q, s in zip(fast + slow, got, strict=True):
-        text = "" if is_trailing(q.after) else q.after
+        text = "" if is_trailing_punctuation(q.after) else q.after
         want = [in_context_reference(model, tok, q.before, lab + text) for lab in q.labels]
         assert s.logprobs == pytest.approx(want, abs=1e-5)
         assert s.exact

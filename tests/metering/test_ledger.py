@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -90,3 +92,36 @@ def test_closed_ledger_refuses_to_write(tmp_path: Path) -> None:
     ledger.close()
     with pytest.raises(ValueError, match="closed"):
         ledger.append(rec(1))
+
+
+def test_a_short_write_on_a_full_disk_is_an_error_not_a_lost_record(tmp_path: Path) -> None:
+    # A real short write: the file-size limit (RLIMIT_FSIZE) lets the record in only partly.
+    path = tmp_path / "l.jsonl"
+    script = f"""
+import resource, signal
+from bdpl.metering import Ledger, LedgerRecord
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (40, 40))
+ledger = Ledger({str(path)!r})
+try:
+    ledger.append(LedgerRecord("call", "t", "b", "m", 1))
+except OSError as exc:
+    print("OSError", exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],  # the checkout's bdpl
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.startswith("OSError ledger ") and "short write (40 of " in done.stdout
+    assert Ledger.read(path) == []  # the torn line is skipped on reading, never half-counted
+
+
+def test_a_record_with_a_lone_surrogate_is_written_not_lost(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.jsonl") as ledger:
+        ledger.append(rec(1, backend="b\udcff"))
+        [back] = ledger.records()
+    assert back.backend.startswith("b") and back.prompt_tokens == 10

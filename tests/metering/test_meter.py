@@ -12,6 +12,7 @@ import pytest
 from bdpl.backends.base import Capabilities
 from bdpl.errors import (
     BackendTimeoutError,
+    BudgetExceededError,
     ConfigError,
     MalformedResponseError,
     QuotaExceededError,
@@ -19,9 +20,9 @@ from bdpl.errors import (
     ServerError,
     UnknownPriceError,
 )
-from bdpl.metering import Ledger, Meter, Price, QueryCache, RetryPolicy
+from bdpl.metering import Budget, Ledger, Meter, Price, QueryCache, RetryPolicy
 from bdpl.testing import FakeBackend
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import LabelScores, Query, Usage, split_usage
 from tests.metering.helpers import FAST_RETRY, LABELS, make_queries
 
 
@@ -294,3 +295,47 @@ def test_ledger_file_survives_reopening(tmp_path: Path) -> None:
         meter.score(make_queries(3))  # all hits
     records = Ledger.read(tmp_path / "ledger.jsonl")
     assert [r.kind for r in records] == ["call", "hit"]
+
+
+class BadSecondAnswerFirst:
+    """A free backend whose token use is the length of each query's text; the first call's
+    answer to its second query is NaN (malformed), every other answer is valid."""
+
+    identity = "bad-second-first"
+    capabilities = Capabilities(is_local=True, max_batch_size=8)
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    def estimate(self, qs: list[Query]) -> Usage:
+        return Usage(sum(len(q.before) for q in qs), 0, 1)
+
+    def score(self, qs: list[Query]) -> list[LabelScores]:
+        first = not self.asked
+        self.asked.append([q.before for q in qs])
+        return [
+            LabelScores((math.nan if first and i == 1 else -1.0, -2.0), usage)
+            for i, usage in enumerate(split_usage(self.estimate(qs), len(qs)))
+        ]
+
+
+def test_a_refused_retry_never_splits_the_chunk_and_re_asks_cached_answers(
+    tmp_path: Path,
+) -> None:
+    # Tokens: 10 + 100 + 10 + 10 = 130 for the first try; the retry of the bad (long) query
+    # alone needs 100 of the 20 left. Splitting the chunk then would re-ask (and pay) the
+    # short valid query 0, which fits in 20 tokens although its answer is already cached.
+    qs = [Query(text, ".", LABELS) for text in ("a" * 10, "b" * 100, "c" * 10, "d" * 10)]
+    backend = BadSecondAnswerFirst()
+    cache = QueryCache(tmp_path / "cache")
+    meter = Meter(backend, cache=cache, budget=Budget(max_tokens=150), retry=FAST_RETRY)
+    with meter, pytest.raises(BudgetExceededError):
+        meter.score(qs)
+    assert backend.asked == [[q.before for q in qs]]  # the refused retry asked nothing
+    assert meter.stats.paid_queries == 4 and meter.stats.attempts == 1
+    assert meter.budget.spent.tokens == 130 and meter.budget.reserved.tokens == 0
+    # The three valid answers of the first try are cached: asking them again is free.
+    with Meter(backend, cache=cache, budget=Budget(max_tokens=0), retry=FAST_RETRY) as again:
+        assert [s.logprobs for s in again.score([qs[0], qs[2], qs[3]])] == [(-1.0, -2.0)] * 3
+        assert again.stats.paid_queries == 0 and again.stats.hits == 3
+    assert len(backend.asked) == 1

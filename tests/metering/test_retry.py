@@ -90,6 +90,12 @@ def test_never_retried(error: BaseException) -> None:
 
 
 def test_invalid_policy() -> None:
-    for kwargs in ({"max_attempts": 0}, {"initial_wait": -1}, {"exp_base": 0.5}):
+    for kwargs in (
+        {"max_attempts": 0},
+        {"max_attempts": 2.5},
+        {"max_attempts": True},
+        {"initial_wait": -1},
+        {"exp_base": 0.5},
+    ):
         with pytest.raises(ConfigError):
             RetryPolicy(**kwargs)  # type: ignore[arg-type]

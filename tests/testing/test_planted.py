@@ -25,7 +25,7 @@ def test_planted_validation() -> None:
     with pytest.raises(ConfigError):
         Planted.for_dataset(data, ["a", "a"], prompt_length=1)
     with pytest.raises(ConfigError):
-        Planted.for_dataset(data, ["a", " b"], prompt_length=1)
+        Planted.for_dataset(data, ["a", "  "], prompt_length=1)
     with pytest.raises(ConfigError):
         Planted.for_dataset(data, ["a", "b"], prompt_length=2, best=[0])
     bad = Dataset(data.task, (Example("x", label="7"),))

@@ -1,8 +1,7 @@
-"""Data loading: every benchmark layout, user files, k-shot sampling and label errors."""
+"""Benchmark data: every preset's layout, k-shot folders, pools, splits and the data folder."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import re
 import subprocess
@@ -13,22 +12,12 @@ from pathlib import Path
 import pytest
 
 import bdpl.data.benchmarks
-import bdpl.data.files
-import bdpl.data.sampling
-from bdpl.data import (
-    PRESET_DATA,
-    find_data_dir,
-    load_split,
-    make_dataset,
-    read_dataset,
-    read_examples,
-    sample_k_shot,
-)
+from bdpl.data import PRESET_DATA, find_data_dir, load_split
 from bdpl.errors import ConfigError, DataError, InvalidTaskError
 from bdpl.tasks import PRESETS, Example, Task, get_task
 
 SEEDS = (13, 21, 42, 87, 100)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -201,174 +190,6 @@ def test_sampling_is_deterministic_across_processes(data_dir: Path) -> None:
     assert out.strip() == str([e.text_a for e in here])
 
 
-# ----------------------------------------------------------------------------- sample_k_shot
-
-
-def _examples(counts: dict[str, int]) -> list[Example]:
-    return [Example(f"{label} {i}", label=label) for label, n in counts.items() for i in range(n)]
-
-
-def test_sample_k_shot_is_stratified_seeded_and_ordered() -> None:
-    examples = _examples({"0": 10, "1": 30})
-    sample = sample_k_shot(examples, "sst2", 4, seed=3)
-    assert Counter(e.label for e in sample) == {"0": 4, "1": 4}
-    assert sample == sorted(sample, key=examples.index)  # input order kept
-    assert sample_k_shot(examples, "sst2", 4, seed=3) == sample
-    assert sample_k_shot(examples, "sst2", 4, seed=4) != sample
-    # A short class gives all it has.
-    assert Counter(e.label for e in sample_k_shot(examples, "sst2", 12, seed=0)) == {
-        "0": 10,
-        "1": 12,
-    }
-
-
-@pytest.mark.parametrize("k", [0, -1, 1.5, True])
-def test_sample_k_shot_rejects_bad_k(k: object) -> None:
-    with pytest.raises(ConfigError, match="k must be"):
-        sample_k_shot(_examples({"0": 2}), "sst2", k, seed=0)  # type: ignore[arg-type]
-
-
-def test_sample_k_shot_rejects_unknown_labels() -> None:
-    with pytest.raises(DataError, match=r"example 1: label '7'"):
-        sample_k_shot([Example("a", label="0"), Example("b", label="7")], "sst2", 1, seed=0)
-
-
-# ----------------------------------------------------------------------------- user files
-
-
-def test_user_csv_with_header_names(tmp_path: Path) -> None:
-    path = tmp_path / "pairs.csv"
-    path.write_text(
-        'id,premise,hypothesis,gold\n1,"A, B\nand C",It is C.,entailment\n2,X,  Y ,not_entailment\n'
-    )
-    ds = read_dataset("rte", path, text_a="premise", text_b="hypothesis", label="gold")
-    assert list(ds) == [
-        Example("A, B and C", "It is C.", "entailment"),
-        Example("X", "Y", "not_entailment"),
-    ]
-
-
-def test_user_tsv_by_position_without_header_and_label_map(tmp_path: Path) -> None:
-    path = tmp_path / "data.txt"
-    path.write_text('pos\tgreat film\nneg\t"awful" film\n')
-    examples = read_examples(
-        path,
-        text_a=1,
-        label=0,
-        format="tsv",
-        has_header=False,
-        label_map={"pos": "1", "neg": "0"},
-        task="sst2",
-    )
-    assert examples == [Example("great film", None, "1"), Example('"awful" film', None, "0")]
-    # Integer keys match the text the file holds.
-    path.write_text("1\tyes\n0\tno\n")
-    examples = read_examples(
-        path, text_a=1, label=0, format="tsv", has_header=False, label_map={0: "a", 1: "b"}
-    )
-    assert [e.label for e in examples] == ["b", "a"]
-
-
-def test_user_jsonl_and_json(tmp_path: Path) -> None:
-    rows = [{"text": "hello\tthere", "y": 1}, {"text": "bye", "y": 0}]
-    jsonl = tmp_path / "d.jsonl"
-    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    as_list = tmp_path / "list.json"
-    as_list.write_text(json.dumps(rows))
-    as_pool = tmp_path / "pool.json"
-    as_pool.write_text(json.dumps({str(i): r for i, r in enumerate(rows)}))
-    expected = [Example("hello there", None, "1"), Example("bye", None, "0")]
-    for path in (jsonl, as_list, as_pool):
-        assert read_examples(path, text_a="text", label="y", task="sst2") == expected
-    # Unlabelled data, e.g. for prediction.
-    assert read_examples(jsonl, text_a="text", label=None)[0].label is None
-    # JSON booleans become the "true"/"false" labels HyperPartisan uses.
-    hp = tmp_path / "hp.jsonl"
-    hp.write_text('{"text": "t", "label": true}\n')
-    assert read_examples(hp, text_a="text", label="label", task="hyperpartisan")[0].label == "true"
-
-
-def test_blank_texts_raise_or_are_skipped(tmp_path: Path) -> None:
-    path = tmp_path / "d.jsonl"
-    path.write_text('{"t": "a", "y": "0"}\n{"t": " ", "y": "1"}\n{"t": null, "y": "1"}\n')
-    with pytest.raises(DataError, match=r"line 2: column 't' holds no text"):
-        read_examples(path, text_a="t", label="y")
-    assert read_examples(path, text_a="t", label="y", skip_empty=True) == [Example("a", None, "0")]
-
-
-def test_bad_label_names_file_line_label_and_valid_labels(tmp_path: Path) -> None:
-    path = tmp_path / "bad.tsv"
-    path.write_text("sentence\tlabel\ngood\t1\nmeh\t2\n")
-    with pytest.raises(DataError) as info:
-        read_dataset("sst2", path, text_a="sentence", label="label")
-    message = str(info.value)
-    assert str(path) in message and "line 3" in message
-    assert "'2'" in message and "['0', '1']" in message
-
-
-def test_bad_json_records_name_their_place(tmp_path: Path) -> None:
-    path = tmp_path / "bad.jsonl"
-    path.write_text('{"text": "a", "label": "0"}\n{"text": "b", "label": \n')
-    with pytest.raises(DataError, match=r"bad.jsonl, line 2: not valid JSON"):
-        read_examples(path, text_a="text", label="label")
-    pool = tmp_path / "pool.json"
-    pool.write_text(json.dumps({"0": {"text_a": "a", "label": "zero"}}))
-    with pytest.raises(DataError, match=r"record '0': label 'zero'"):
-        read_examples(pool, text_a="text_a", label="label", task="sst2")
-
-
-@pytest.mark.parametrize(
-    ("content", "kwargs", "match"),
-    [
-        ("a\tb\nx\t1\n", {"text_a": "sentence", "label": "b"}, r"line 2: no column 'sentence'"),
-        ("a\tb\nx\n", {"text_a": "a", "label": "b"}, r"line 2: no column 'b'"),
-        ("a\tb\n \t1\n", {"text_a": "a", "label": "b"}, r"line 2: column 'a' holds no text"),
-    ],
-)
-def test_malformed_rows(tmp_path: Path, content: str, kwargs: dict[str, str], match: str) -> None:
-    path = tmp_path / "f.tsv"
-    path.write_text(content)
-    with pytest.raises(DataError, match=match):
-        read_examples(path, **kwargs)  # type: ignore[arg-type]
-
-
-def test_unreadable_files(tmp_path: Path) -> None:
-    latin = tmp_path / "latin.tsv"
-    latin.write_bytes("sentence\tlabel\ncaf\xe9\t1\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not UTF-8"):
-        read_examples(latin, text_a="sentence", label="label")
-    scalar = tmp_path / "scalar.json"
-    scalar.write_text("3")
-    with pytest.raises(DataError, match="list or object of records"):
-        read_examples(scalar, text_a="text", label="label")
-    broken = tmp_path / "broken.csv"
-    broken.write_text('text,label\n"open quote,1\n')
-    with pytest.raises(DataError, match=r"broken\.csv, line 2: cannot parse"):
-        read_examples(broken, text_a="text", label="label")
-
-
-def test_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not exist"):
-        read_examples(tmp_path / "none.tsv", text_a=0, label=1)
-    (tmp_path / "f.xlsx").write_text("")
-    with pytest.raises(ConfigError, match="cannot tell the format"):
-        read_examples(tmp_path / "f.xlsx", text_a=0, label=1)
-    with pytest.raises(ConfigError, match="by key"):
-        read_examples(tmp_path / "f.xlsx", text_a=0, label=1, format="jsonl")
-
-
-def test_make_dataset_checks_labels_and_pairs() -> None:
-    ds = make_dataset("sst2", [Example("a", label=1), Example("b", label="0")])  # type: ignore[arg-type]
-    assert [e.label for e in ds] == ["1", "0"]
-    assert make_dataset("sst2", [Example("a")])[0].label is None  # unlabelled is fine
-    with pytest.raises(DataError, match=r"mine.csv, example 1: label 'pos'.*\['0', '1'\]"):
-        make_dataset(
-            "sst2", [Example("a", label="1"), Example("b", label="pos")], source="mine.csv"
-        )
-    with pytest.raises(DataError, match="takes text pairs"):
-        make_dataset("rte", [Example("a", label="entailment")])
-
-
 # ----------------------------------------------------------------------------- load_split errors
 
 
@@ -404,10 +225,3 @@ def test_find_data_dir(data_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(bdpl.data.benchmarks, "__file__", str(fake))
     with pytest.raises(DataError, match="set BDPL_DATA_DIR"):
         find_data_dir()
-
-
-def test_docstring_examples() -> None:
-    for module in (bdpl.data.files, bdpl.data.sampling, bdpl.data.benchmarks):
-        result = doctest.testmod(module)
-        assert result.failed == 0
-    assert doctest.testmod(bdpl.data.files).attempted > 0
