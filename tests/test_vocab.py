@@ -184,10 +184,9 @@ def test_check_candidates_rejects(candidates: object, match: str) -> None:
 def test_the_optimizer_and_the_planted_fake_apply_the_same_rule(
     candidates: object, match: str
 ) -> None:
-    from bdpl.testing import FakeBackend, Planted
-
     from bdpl.optimizer import Optimizer
     from bdpl.tasks import Dataset, get_task
+    from bdpl.testing import FakeBackend, Planted
 
     data = Dataset(get_task("sst2"), (Example("a film", label="1"),))
     with pytest.raises(ConfigError, match=match):

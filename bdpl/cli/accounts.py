@@ -82,14 +82,19 @@ def data_table(*, as_json: bool = False) -> str:
             "template": task.template,
             "labels": dict(task.verbalizer),
             "metric": task.metric,
-            "train/dev": "16-shot splits, seeds 13, 21, 42, 87, 100 (data directory)",
-            "test/pool": root or "not found: set $BDPL_DATA_DIR",
+            "train/dev": "shipped in bdpl: 16 per class, seeds 13, 21, 42, 87, 100 "
+            "(other k or seeds: the data directory)",
+            "test/pool": root or "the data directory: not found (set $BDPL_DATA_DIR)",
         }
         for name, task in sorted(PRESETS.items())
     ]
     if as_json:
         return json.dumps(rows, indent=1)
-    lines = [f"data directory: {root or 'not found (set $BDPL_DATA_DIR)'}"]
+    lines = [
+        "train/dev: shipped in bdpl (16 per class, seeds 13, 21, 42, 87, 100); "
+        "test and pool: the data directory",
+        f"data directory: {root or 'not found (set $BDPL_DATA_DIR)'}",
+    ]
     for r in rows:
         labels = ", ".join(f"{k}={v}" for k, v in dict(r["labels"]).items())
         lines.append(f"{r['task']:<16} {r['metric']:<9} {r['template']}  [{labels}]")

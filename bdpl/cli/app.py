@@ -103,6 +103,11 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
     click.option("--loss", type=click.Choice(["ce", "hinge"]), help="Loss [ce]."),
     click.option("--vocab-size", type=int, help="Prompt candidates to build [200]."),
     click.option("--seed", type=int, help="Seed of sampling and shuffling [0]."),
+    click.option("--selection", type=click.Choice(["paired", "best-dev"]),
+                 help="Keep the learned prompt only if it beats the manual one clearly on dev "
+                 "(paired), or the best-dev prompt (best-dev) [paired]."),
+    click.option("--alpha", type=float, help="Significance level of the paired selection "
+                 "[0.05]."),
     click.option("--max-dollars", type=float, help="Budget: dollars."),
     click.option("--max-queries", type=int, help="Budget: paid queries."),
     click.option("--max-tokens", type=int, help="Budget: tokens."),
@@ -169,6 +174,12 @@ def fit(out: Path | None, resume: Path | None, cache: str | None, call_log: str 
     if not quiet:
         click.echo(f"run folder: {run}")
         click.echo(f"prompt: {metrics['prompt']!r}  ({metrics['stop_reason']})")
+        selection = metrics.get("selection")
+        if selection is not None and selection["kept_manual"]:
+            click.echo(
+                "kept the manual prompt: no learned prompt beat it clearly on dev "
+                f"({selection['candidates']} looked at)"
+            )
         for split in ("dev", "test"):
             if split in metrics:
                 m = metrics[split]
@@ -182,17 +193,13 @@ def fit(out: Path | None, resume: Path | None, cache: str | None, call_log: str 
 @run_options
 def estimate(**options: Any) -> None:
     """Worst-case queries, requests, tokens and dollars of `bdpl fit`; calls no model."""
-    from bdpl.cli.runs import build_meter, load_data
+    from bdpl.cli.runs import build_meter, load_data, optimizer_settings
     from bdpl.optimizer import Optimizer
 
     config = resolve_config(options)
     data = load_data(config)
     with build_meter(config, ledger=None, cache="off", check=False) as meter:
-        optimizer = Optimizer(
-            meter.backend, task=data.task, meter=meter, prompt_length=config.prompt_length,
-            sample_size=config.sample_size, batch_size=config.batch_size, epochs=config.epochs,
-            vocab_size=config.vocab_size, seed=config.seed,
-        )  # fmt: skip
+        optimizer = Optimizer(task=data.task, meter=meter, **optimizer_settings(config))
         cost = optimizer.estimate_cost(data.train, data.dev)
     click.echo(
         json.dumps(

@@ -69,6 +69,8 @@ class RunConfig(BaseModel):
     loss: Literal["ce", "hinge"] = "ce"
     vocab_size: int = Field(default=200, ge=2)
     seed: int = Field(default=0, ge=0)
+    selection: Literal["paired", "best-dev"] = "paired"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
     # money
     max_dollars: float | None = Field(default=None, ge=0)
     max_queries: int | None = Field(default=None, ge=0)

@@ -197,6 +197,23 @@ def check_budget_fits_one_step(optimizer: Optimizer, meter: Meter, data: RunData
             )
 
 
+def optimizer_settings(config: RunConfig) -> dict[str, Any]:
+    """The :class:`~bdpl.optimizer.Optimizer` keyword arguments the config sets."""
+    return {
+        "prompt_length": config.prompt_length,
+        "sample_size": config.sample_size,
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "learning_rate": config.learning_rate,
+        "estimator": config.estimator,
+        "loss": config.loss,
+        "vocab_size": config.vocab_size,
+        "seed": config.seed,
+        "selection": config.selection,
+        "alpha": config.alpha,
+    }
+
+
 def _entropies(probs: np.ndarray[Any, Any]) -> list[float]:
     p = np.clip(probs, 1e-300, 1.0)
     return [round(float(-(row * np.log(row)).sum()), 6) for row in p]
@@ -272,17 +289,7 @@ def fit_run(
     meter = build_meter(config, ledger=ledger_path, cache=cache, call_log=call_log, resume=resume)
     checkpoint = run / "checkpoint.json"
     history = run / "history.jsonl"
-    settings: dict[str, Any] = {
-        "prompt_length": config.prompt_length,
-        "sample_size": config.sample_size,
-        "batch_size": config.batch_size,
-        "epochs": config.epochs,
-        "learning_rate": config.learning_rate,
-        "estimator": config.estimator,
-        "loss": config.loss,
-        "vocab_size": config.vocab_size,
-        "seed": config.seed,
-    }
+    settings = optimizer_settings(config)
     first_epoch = 0
     with meter:
         if resume and checkpoint.is_file():
@@ -342,6 +349,7 @@ def fit_run(
             "metric": data.task.metric,
             "prompt": result.prompt,
             "stop_reason": result.stop_reason,
+            "selection": None if result.selection is None else result.selection.to_json(),
             "dev": {
                 "manual": optimizer.evaluate(data.dev, prompt=[]),
                 "learned": optimizer.evaluate(data.dev, prompt=result.prompt),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bdpl._validate import positive_int
-from bdpl.data.files import Column, Format, read_examples
+from bdpl.data.files import Column, Format, check_label, read_examples
 from bdpl.data.sampling import draw
 from bdpl.errors import ConfigError, DataError
 from bdpl.tasks import Dataset, Example, Task, get_task
@@ -232,6 +233,10 @@ def load_split(
         raise ConfigError(
             f"task {task.name!r} has no benchmark data; read your files with read_dataset()"
         )
+    if split in ("train", "dev") and data_dir is None:
+        shipped = shipped_split(task, split, seed=seed, k=k)
+        if shipped is not None:
+            return shipped
     root = find_data_dir(data_dir)
     if split == "pool":
         return Dataset(task, tuple(_pool(layout, root, task)))
@@ -247,6 +252,29 @@ def load_split(
         if layout.test_from_train:
             seen = {(e.text_a, e.text_b) for e in (*train, *dev)}
             examples = [e for e in examples if (e.text_a, e.text_b) not in seen]
+    return Dataset(task, tuple(examples))
+
+
+SHIPPED_K = 16
+SHIPPED_SEEDS: tuple[int, ...] = (13, 21, 42, 87, 100)
+_SHIPPED = Path(__file__).resolve().parent / "presets"
+
+
+def shipped_split(task: Task, split: str, *, seed: int, k: int) -> Dataset | None:
+    """The preset's ``k=16`` train or dev split of ``seed`` as shipped inside the package.
+
+    ``None`` when it is not shipped (another ``k`` or seed, or not a preset). The files hold
+    exactly what :func:`load_split` draws from the benchmark data directory
+    (``scripts/ship_presets.py`` writes them; a test checks they agree).
+    """
+    path = _SHIPPED / task.name / f"{k}-{seed}" / f"{split}.jsonl"
+    if k != SHIPPED_K or seed not in SHIPPED_SEEDS or not path.is_file():
+        return None
+    examples = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        row = json.loads(line)
+        check_label(task, row["label"], f"{path}, line {lineno}")
+        examples.append(Example(row["text_a"], row["text_b"], row["label"]))
     return Dataset(task, tuple(examples))
 
 

@@ -34,6 +34,7 @@ def test_fit_writes_a_run_folder(bdpl: Run, tmp_path: Path) -> None:
     assert {"ledger.jsonl", "ledger-summary.json", "checkpoint.json", "run.json"} <= names
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["dev"]) == {"manual", "learned"}
+    assert isinstance(metrics["selection"]["kept_manual"], bool)
     assert set(metrics["test"]) == {"manual", "learned", "rows"}
     assert metrics["test"]["rows"] == 872
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
