@@ -289,3 +289,20 @@ def data(as_json: bool) -> None:
     from bdpl.cli.accounts import data_table
 
     click.echo(data_table(as_json=as_json))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the PNG files [the run folder].",
+)
+@click.option("--top", default=8, show_default=True, help="Candidates shown per position.")
+def plot(run: Path, out: Path | None, top: int) -> None:
+    """PNG figures of a run: loss and dev metric against paid queries; each position's
+    top candidates over training (needs matplotlib: pip install 'bdpl[plot]')."""
+    from bdpl.cli.plots import plot_run
+
+    for path in plot_run(run, out, top=top):
+        click.echo(str(path))

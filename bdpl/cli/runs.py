@@ -6,7 +6,7 @@ A run folder holds:
 - ``versions.json``: bdpl's, Python's and the dependencies' versions;
 - ``checkpoint.json``: the optimizer after the last finished epoch (for ``--resume``);
 - ``history.jsonl``: one line per step (loss, entropy of each position, paid and cached
-  queries, dollars) and per epoch (dev metric, argmax prompt);
+  queries, dollars) and per epoch (dev metric, argmax prompt, each position's distribution);
 - ``prompt.json``: the learned prompt (:meth:`bdpl.Optimizer.load` reads it);
 - ``metrics.json``: dev and test metrics of the manual and the learned prompt;
 - ``ledger.jsonl`` and ``ledger-summary.json``: every paid call and the totals.
@@ -329,6 +329,7 @@ def fit_run(
                     "train_loss": None if math.isnan(record.train_loss) else record.train_loss,
                     "dev_metric": record.dev_score,
                     "prompt": record.prompt,
+                    "distribution": np.round(optimizer.probs, 6).tolist(),
                 },
             )
             optimizer.save(checkpoint)

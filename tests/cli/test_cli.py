@@ -212,3 +212,14 @@ def test_user_errors_print_one_line_and_exit_non_zero(
     debug = bdpl("--debug", *args)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
     listener.close()
+
+
+def test_plot_writes_two_pngs(bdpl: Run, tmp_path: Path) -> None:
+    assert bdpl(*FIT, "--out", "run", "-q").returncode == 0
+    done = bdpl("plot", "run", "--out", "figures")
+    assert done.returncode == 0, done.stderr
+    written = [Path(line) for line in done.stdout.splitlines()]
+    assert [p.name for p in written] == ["curves.png", "positions.png"]
+    for path in written:
+        data = (tmp_path / path).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000
