@@ -227,6 +227,7 @@ class QueryCache:
         self._cache: Cache | None = None
         self._leases: Leases | None = None
         self._damage: str | None = None  # why the database is damaged, once found
+        self._marked = 0  # entries the marker file says the cache held
         if enabled:
             self._cache = self._open()
 
@@ -257,6 +258,7 @@ class QueryCache:
             raise self._damaged(f"it holds no answers, but held {held} when last closed")
         if held is None:
             self._write_marker(entries)
+        self._marked = held or entries
         return cache
 
     def __repr__(self) -> str:
@@ -315,6 +317,8 @@ class QueryCache:
             return
         try:
             self.store(answers)
+            if not self._marked:  # the first answers: from now on, emptied means damaged
+                self._write_marker(len(self._cache))
         except Exception as exc:
             with self._lock:
                 self._write_errors += len(answers)
@@ -495,6 +499,7 @@ class QueryCache:
             log.error("%s", damage_message(self.directory, why))
 
     def _write_marker(self, entries: int) -> None:
+        self._marked = entries
         doc = {"format": CACHE_FORMAT_VERSION, "entries": entries}
         tmp = self.directory / f".{MARKER_NAME}.{os.getpid()}.{threading.get_ident()}"
         tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
