@@ -54,7 +54,7 @@ DB_NAME = "cache.db"
 # Written beside the database: its presence says the directory held a cache, so a missing or
 # emptied database is damage, not a fresh start.
 MARKER_NAME = "bdpl-cache.json"
-LEASES_NAME = "leases"
+LEASES_NAME = "leases.db"
 # Polling for an answer another process is paying: first wait, growth, and longest wait.
 _POLL_FIRST, _POLL_GROWTH, _POLL_MAX = 0.005, 1.5, 0.25
 
@@ -361,12 +361,12 @@ class QueryCache:
         if self._cache is None or not keyed:
             return list(keyed), [], {}
         leases = self._lease_db()
-        got = leases.claim(k for _, k in keyed)
+        got, recheck = leases.claim([k for _, k in keyed])
         mine = [qk for qk in keyed if qk[1] in got]
         others = [qk for qk in keyed if qk[1] not in got]
         # A holder stores its answer before releasing, so an answer that arrived between the
         # miss and this lease is visible now: re-read, or it would be paid twice.
-        found = {q: a for q, k in mine if (a := self._lookup(k, q)) is not None}
+        found = {q: a for q, k in mine if k in recheck and (a := self._lookup(k, q)) is not None}
         if found:
             leases.release(k for q, k in mine if q in found)
             mine = [qk for qk in mine if qk[0] not in found]
