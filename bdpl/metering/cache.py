@@ -55,6 +55,10 @@ DB_NAME = "cache.db"
 # emptied database is damage, not a fresh start.
 MARKER_NAME = "bdpl-cache.json"
 LEASES_NAME = "leases.db"
+_LEASES_FAILED = (
+    "query cache %s: the lease database failed (%s: %s); queries are paid without leases "
+    "from now on, so another process missing the same query at the same moment may pay it too"
+)
 # Polling for an answer another process is paying: first wait, growth, and longest wait.
 _POLL_FIRST, _POLL_GROWTH, _POLL_MAX = 0.005, 1.5, 0.25
 
@@ -228,6 +232,7 @@ class QueryCache:
         self._leases: Leases | None = None
         self._damage: str | None = None  # why the database is damaged, once found
         self._marked = 0  # entries the marker file says the cache held
+        self._leasing = True  # False once the lease database failed
         if enabled:
             self._cache = self._open()
 
@@ -358,25 +363,33 @@ class QueryCache:
             them), and answers stored since the miss (their leases are already released).
             With the cache disabled, every query is ``mine``.
         """
-        if self._cache is None or not keyed:
+        leases = self._lease_db() if self._cache is not None and keyed else None
+        if leases is None:
             return list(keyed), [], {}
-        leases = self._lease_db()
-        got, recheck = leases.claim([k for _, k in keyed])
+        try:
+            got, recheck = leases.claim([k for _, k in keyed])
+        except sqlite3.Error as exc:
+            self._leases_failed(exc)
+            return list(keyed), [], {}
         mine = [qk for qk in keyed if qk[1] in got]
         others = [qk for qk in keyed if qk[1] not in got]
         # A holder stores its answer before releasing, so an answer that arrived between the
         # miss and this lease is visible now: re-read, or it would be paid twice.
         found = {q: a for q, k in mine if k in recheck and (a := self._lookup(k, q)) is not None}
         if found:
-            leases.release(k for q, k in mine if q in found)
+            self.release(k for q, k in mine if q in found)
             mine = [qk for qk in mine if qk[0] not in found]
         return mine, others, found
 
     def release(self, keys: Iterable[str]) -> None:
         """Give up the leases :meth:`claim` took on ``keys`` (answer stored or not)."""
         keys = list(keys)
-        if self._cache is not None and keys:
-            self._lease_db().release(keys)
+        leases = self._lease_db() if self._cache is not None and keys else None
+        if leases is not None:
+            try:
+                leases.release(keys)
+            except sqlite3.Error as exc:  # the leases expire, or end with this process
+                self._leases_failed(exc)
 
     def wait(self, keyed: Sequence[tuple[Query, str]]) -> dict[Query, LabelScores]:
         """Wait until each query has an answer or no live lease; returns the answers found.
@@ -386,15 +399,15 @@ class QueryCache:
         are for the caller to :meth:`claim` again.
         """
         found: dict[Query, LabelScores] = {}
-        if self._cache is None:
+        leases = self._lease_db() if self._cache is not None else None
+        if leases is None:
             return found
-        leases = self._lease_db()
         pending, pause = list(keyed), _POLL_FIRST
         while pending:
             still = []
             for q, k in pending:
                 # The lease first: once it is gone, the answer (if any) is already stored.
-                if leases.held(k):
+                if self._held(leases, k):
                     still.append((q, k))
                 elif (a := self._lookup(k, q)) is not None:
                     found[q] = a
@@ -482,11 +495,30 @@ class QueryCache:
             return None
         return scores
 
-    def _lease_db(self) -> Leases:
+    def _lease_db(self) -> Leases | None:
+        """The lease database; ``None`` once it failed (queries are then paid unleased)."""
         with self._lock:
-            if self._leases is None:
-                self._leases = Leases(self.directory / LEASES_NAME, self.lease_timeout)
-            return self._leases
+            if self._leases is None and self._leasing:
+                try:
+                    self._leases = Leases(self.directory / LEASES_NAME, self.lease_timeout)
+                except sqlite3.Error as exc:
+                    self._leasing = False
+                    log.warning(_LEASES_FAILED, self.directory, type(exc).__name__, exc)
+            return self._leases if self._leasing else None
+
+    def _held(self, leases: Leases, key: str) -> bool:
+        try:
+            return leases.held(key)
+        except sqlite3.Error as exc:
+            self._leases_failed(exc)
+            return False
+
+    def _leases_failed(self, exc: sqlite3.Error) -> None:
+        """Leases are a saving, not a safeguard: without them, pay (and warn, once)."""
+        with self._lock:
+            first, self._leasing = self._leasing, False
+        if first:
+            log.warning(_LEASES_FAILED, self.directory, type(exc).__name__, exc)
 
     def _damaged(self, why: str) -> CacheDamagedError:
         return CacheDamagedError(damage_message(self.directory, why), path=str(self.directory))

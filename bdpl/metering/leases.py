@@ -13,13 +13,14 @@ missed the key just before it was released knows to read the cache again before 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["DEFAULT_LEASE_TIMEOUT", "Leases"]
@@ -54,7 +55,17 @@ class Leases:
         self._db = sqlite3.connect(
             str(path), timeout=60, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        deadline = time.monotonic() + 60
+        while True:
+            # Switching to WAL ignores the busy timeout: another process creating the file at
+            # the same moment makes it fail with "database is locked"; try again.
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self._db.execute("PRAGMA synchronous=NORMAL")  # a lost lease is only a lost wait
         for statement in _SCHEMA:
             self._db.execute(statement)
@@ -67,35 +78,29 @@ class Leases:
             previous lease was released recently (its holder may have stored an answer after
             the caller's miss: read the cache again before paying).
         """
-        with self._lock:
+        with self._lock, self._transaction():
             now = time.time()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM Lease WHERE until < ?", (now - self.timeout,))
-                rows = []
-                for i in range(0, len(keys), _CHUNK):
-                    part = keys[i : i + _CHUNK]
-                    marks = ",".join("?" * len(part))
-                    rows += self._db.execute(
-                        f"SELECT key, holder, until FROM Lease WHERE key IN ({marks})", part
-                    ).fetchall()
-                busy = {k for k, h, u in rows if h != _DONE and u > now and not _dead(h)}
-                leased = {k for k in keys if k not in busy}
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO Lease VALUES (?, ?, ?)",
-                    [(k, self._token, now + self.timeout) for k in leased],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._db.execute("DELETE FROM Lease WHERE until < ?", (now - self.timeout,))
+            rows = []
+            for i in range(0, len(keys), _CHUNK):
+                part = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                rows += self._db.execute(
+                    f"SELECT key, holder, until FROM Lease WHERE key IN ({marks})", part
+                ).fetchall()
+            busy = {k for k, h, u in rows if h != _DONE and u > now and not _dead(h)}
+            leased = {k for k in keys if k not in busy}
+            self._db.executemany(
+                "INSERT OR REPLACE INTO Lease VALUES (?, ?, ?)",
+                [(k, self._token, now + self.timeout) for k in leased],
+            )
         return leased, {k for k, h, _ in rows if h == _DONE}
 
     def release(self, keys: Iterable[str]) -> None:
         """Give up this owner's leases on ``keys`` (a lease that expired and was taken over by
         another owner is left to that owner)."""
         now = time.time()
-        with self._lock:
+        with self._lock, self._transaction():
             self._db.executemany(
                 "UPDATE Lease SET holder = ?, until = ? WHERE key = ? AND holder = ?",
                 [(_DONE, now, k, self._token) for k in keys],
@@ -112,6 +117,17 @@ class Leases:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (the connection is in autocommit mode otherwise)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
 
 _HOST = socket.gethostname()

@@ -344,3 +344,15 @@ def test_a_query_whose_payer_failed_is_paid_by_the_one_waiting_for_it(tmp_path: 
     assert [q for call in fake.calls for q in call] == qs
     assert live_leases(tmp_path) == 0  # every lease released, the failed ones included
     cache.close()
+
+
+def test_a_broken_lease_database_warns_once_and_pays_without_leases(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "leases.db").mkdir()  # not a file SQLite can open
+    fake = FakeBackend()
+    with caplog.at_level(logging.WARNING), Meter(fake, cache=QueryCache(tmp_path)) as meter:
+        meter.score(make_queries(3))
+        meter.score(make_queries(6))
+        assert meter.stats.paid_queries == 6 and meter.stats.hits == 3
+    assert caplog.text.count("the lease database failed") == 1
