@@ -99,17 +99,21 @@ def is_damage(exc: BaseException) -> bool:
     return type(exc) is sqlite3.DatabaseError
 
 
-def value_digest(key: str, scores_json: object) -> str:
-    """The digest binding an answer (its JSON form) to the key it is stored under."""
-    text = json.dumps(scores_json, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(f"{key}\n{text}".encode()).hexdigest()
+def value_digest(key: str, scores_text: str) -> str:
+    """The digest binding an answer (the exact JSON text stored) to the key it is stored under."""
+    return hashlib.sha256(f"{key}\n{scores_text}".encode()).hexdigest()
+
+
+# Stored values are exactly ``{"v":1,"scores":<answer JSON>,"d":"<digest>"}``: the digest is
+# checked against the stored text itself (no re-serializing on each hit), and the layout stays
+# the one older versions read (they ignore ``"d"``).
+_HEAD = f'{{"v":{CACHE_FORMAT_VERSION},"scores":'
 
 
 def encode_value(key: str, scores: LabelScores) -> str:
     """The stored JSON text of ``scores`` under ``key``."""
-    sj = scores.to_json()
-    doc = {"v": CACHE_FORMAT_VERSION, "scores": sj, "d": value_digest(key, sj)}
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(scores.to_json(), separators=(",", ":"), allow_nan=False)
+    return f'{_HEAD}{text},"d":"{value_digest(key, text)}"}}'
 
 
 def decode_value(raw: object, key: str) -> LabelScores | str:
@@ -125,11 +129,18 @@ def decode_value(raw: object, key: str) -> LabelScores | str:
         if not isinstance(doc, dict) or doc.get("v") != CACHE_FORMAT_VERSION:
             return "foreign or older-format entry"
         scores = LabelScores.from_json(doc["scores"])
-        digest = doc.get("d")
-        if digest is not None and digest != value_digest(key, doc["scores"]):
-            return MISMATCH
     except (ValueError, TypeError, KeyError) as exc:
         return f"corrupted entry ({type(exc).__name__})"
+    digest = doc.get("d")
+    if digest is not None:
+        tail = f',"d":"{digest}"}}'
+        if not (
+            isinstance(digest, str)
+            and raw.startswith(_HEAD)
+            and raw.endswith(tail)
+            and digest == value_digest(key, raw[len(_HEAD) : -len(tail)])
+        ):
+            return MISMATCH
     return scores
 
 

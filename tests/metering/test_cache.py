@@ -74,8 +74,9 @@ def test_values_are_json_text_not_pickles(tmp_path: Path) -> None:
     [(key, raw, mode, value)] = rows
     assert raw == 1 and mode == 1  # raw str key; raw (inline) value, never MODE_PICKLE (4)
     assert key == cache_key("b", Q)
-    canonical = json.dumps(S.to_json(), sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(f"{key}\n{canonical}".encode()).hexdigest()
+    text = json.dumps(S.to_json(), separators=(",", ":"))
+    digest = hashlib.sha256(f"{key}\n{text}".encode()).hexdigest()
+    assert value == f'{{"v":1,"scores":{text},"d":"{digest}"}}'
     assert json.loads(value) == {"v": CACHE_FORMAT_VERSION, "scores": S.to_json(), "d": digest}
 
 

@@ -356,3 +356,15 @@ def test_a_broken_lease_database_warns_once_and_pays_without_leases(
         meter.score(make_queries(6))
         assert meter.stats.paid_queries == 6 and meter.stats.hits == 3
     assert caplog.text.count("the lease database failed") == 1
+
+
+def test_an_answer_altered_in_place_is_not_served(tmp_path: Path) -> None:
+    q = make_queries(1)[0]
+    with QueryCache(tmp_path) as cache:
+        cache.put_many("b", [(q, LabelScores((-1.25, -2.5)))])
+    with diskcache.Cache(str(tmp_path)) as raw:  # still valid JSON and a valid answer
+        k = cache_key("b", q)
+        raw.set(k, raw.get(k).replace("-1.25", "-1.75"))
+    with QueryCache(tmp_path) as cache:
+        assert cache.get("b", q) is None and cache.stats().bad_entries == 1
+    assert check_cache(tmp_path).mismatched == 1
