@@ -30,6 +30,7 @@ import diskcache
 
 from bdpl.backends.fake import FakeBackend
 from bdpl.metering import Meter, QueryCache, cache_key
+from bdpl.metering.cache import decode_value, encode_value
 from bdpl.types import Query
 
 LABELS = (" bad", " good")
@@ -82,12 +83,21 @@ def bench_hits(tmp: Path, n: int = 5000) -> None:
         assert new.stats().bad_entries == 0 and old.stats().bad_entries == 0
         m_old.close()
         m_new.close()
+    one = answers[0]
+    key = cache_key(fake.identity, qs[0])
+    stored = {"legacy": json.dumps({"v": 1, "scores": one.to_json()}, separators=(",", ":"))}
+    stored["digest"] = encode_value(key, one)
+    for _ in range(5):
+        for name, text in stored.items():
+            t = best_of(1, lambda t=text: [decode_value(t, key) for _ in range(n)] and None)
+            best[f"{name} decode"] = min(best.get(f"{name} decode", 1e9), t)
     us = {k: 1e6 * v / n for k, v in best.items()}
     print("## Cache hit cost with per-value digests (before / after, same run)\n")
     print(f"- {n:,} distinct queries, all hits, best of 5 interleaved rounds\n")
     print("| path | before (no digest) | after (digest checked) | ratio |")
     print("|---|---|---|---|")
     for path, key in (
+        ("decoding and checking one stored answer", "decode"),
         ("`QueryCache.get_keyed`", "get"),
         ("`Meter.score`, batches of 640", "score"),
     ):
