@@ -331,6 +331,10 @@ class QueryCache:
         """As :meth:`put_many`, with keys already computed by :func:`cache_key`."""
         if self._cache is None:
             return
+        if self._damage is not None:  # writing into a damaged database can only spread it
+            with self._lock:
+                self._write_errors += len(answers)
+            return
         try:
             self.store(answers)
             if not self._marked:  # the first answers: from now on, emptied means damaged
