@@ -421,11 +421,17 @@ class QueryCache:
         while pending:
             still = []
             for q, k in pending:
-                # The lease first: once it is gone, the answer (if any) is already stored.
-                if self._held(leases, k):
+                answer = self._lookup(k, q)
+                if answer is None and not self._held(leases, k):
+                    # A holder stores its answer before releasing: read once more, and only
+                    # then does "no answer" mean that its call failed (the caller claims it).
+                    answer = self._lookup(k, q)
+                    if answer is None:
+                        continue
+                if answer is None:
                     still.append((q, k))
-                elif (a := self._lookup(k, q)) is not None:
-                    found[q] = a
+                else:
+                    found[q] = answer
             pending = still
             if pending:
                 time.sleep(pause)
