@@ -222,6 +222,7 @@ class Meter:
             BudgetExceededError: a chunk could not be sent without risking passing the budget.
                 Chunks that completed before are cached, so asking again costs nothing for them.
             BackendError: a call failed for good (after retries, when retryable).
+            CacheDamagedError: the cache's database is damaged; the message names the fix.
         """
         if str(self.backend.identity) != self.identity:
             # Cached answers and prices belong to the identity the meter was built with.
