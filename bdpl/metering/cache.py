@@ -390,7 +390,13 @@ class QueryCache:
         others = [qk for qk in keyed if qk[1] not in got]
         # A holder stores its answer before releasing, so an answer that arrived between the
         # miss and this lease is visible now: re-read, or it would be paid twice.
-        found = {q: a for q, k in mine if k in recheck and (a := self._lookup(k, q)) is not None}
+        try:
+            found = {
+                q: a for q, k in mine if k in recheck and (a := self._lookup(k, q)) is not None
+            }
+        except BaseException:  # a damaged database: leave no lease behind
+            self.release(k for _, k in mine)
+            raise
         if found:
             self.release(k for q, k in mine if q in found)
             mine = [qk for qk in mine if qk[0] not in found]
