@@ -353,3 +353,15 @@ def test_an_answer_altered_in_place_is_not_served(tmp_path: Path) -> None:
     with QueryCache(tmp_path) as cache:
         assert cache.get("b", q) is None and cache.stats().bad_entries == 1
     assert check_cache(tmp_path).mismatched == 1
+
+
+def test_an_open_cache_checks_and_repairs_its_own_directory(tmp_path: Path) -> None:
+    q, s = make_queries(1)[0], LabelScores((-1.0, -2.0))
+    with QueryCache(tmp_path / "c") as cache:
+        cache.put_many("b", [(q, s)])
+        assert cache.check().ok and cache.check().verified == 1
+        report = cache.repair()
+        assert (report.kept, report.dropped) == (1, 0) and "repaired" in str(report)
+        assert cache.get("b", q) == s  # reopened on the fresh copy
+        cache.put_many("b", [(make_queries(2)[1], s)])
+        assert cache.stats().entries == 2
