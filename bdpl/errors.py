@@ -10,6 +10,7 @@ also inherits it, so ``except ValueError`` keeps working::
     │   └── UnknownPriceError               a paid model with no price and none given
     ├── BudgetExceededError                 the next paid call would pass the budget
     ├── CacheError                          the cache directory cannot be used
+    │   └── CacheDamagedError               the cache's database is damaged (``path``; repair it)
     └── BackendError                        a backend failed (``retryable``: may a retry help?)
         ├── RateLimitError                  429; ``retry_after`` in seconds when the server said
         ├── QuotaExceededError              billing / quota exhausted (not retryable)
@@ -63,6 +64,21 @@ class BudgetExceededError(BDPLError):
 
 class CacheError(BDPLError):
     """The query cache cannot be opened or written."""
+
+
+class CacheDamagedError(CacheError):
+    """The query cache's database is damaged, so its answers cannot be trusted.
+
+    Raised instead of treating the damage as misses, which would pay the same queries again
+    run after run. The message names the fix (check, repair, or move the directory aside).
+
+    Attributes:
+        path: the cache directory.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class BackendError(BDPLError):

@@ -9,6 +9,7 @@ is :meth:`bdpl.Optimizer.estimate_cost`, as the metering layer knows nothing of 
 
 from bdpl.metering.budget import Budget, Reservation, Spend
 from bdpl.metering.cache import CACHE_FORMAT_VERSION, CacheStats, QueryCache, cache_key
+from bdpl.metering.cache_repair import CacheReport, RepairReport, check_cache, repair_cache
 from bdpl.metering.estimate import CostEstimate, estimate_cost
 from bdpl.metering.ledger import Ledger, LedgerRecord, LedgerSummary, format_summary
 from bdpl.metering.meter import Meter, MeterStats, default_cache
@@ -20,6 +21,7 @@ __all__ = [
     "CACHE_FORMAT_VERSION",
     "FREE",
     "Budget",
+    "CacheReport",
     "CacheStats",
     "CostEstimate",
     "Ledger",
@@ -29,10 +31,12 @@ __all__ = [
     "MeterStats",
     "Price",
     "QueryCache",
+    "RepairReport",
     "Reservation",
     "RetryPolicy",
     "Spend",
     "cache_key",
+    "check_cache",
     "count_tokens",
     "default_cache",
     "estimate_cost",
@@ -40,4 +44,5 @@ __all__ = [
     "format_summary",
     "price_for",
     "price_table",
+    "repair_cache",
 ]

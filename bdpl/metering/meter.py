@@ -106,8 +106,9 @@ class Meter:
 
     A meter has the backend's ``identity`` and a ``score`` method, so it can stand wherever a
     :class:`~bdpl.backends.base.Backend` is expected. Thread-safe: several threads may call
-    :meth:`score` at once (they share the budget; the same query asked by two threads at the
-    same moment may be paid twice).
+    :meth:`score` at once (they share the budget). A query being paid is leased in the cache,
+    so threads, meters and processes sharing a cache directory wait for its answer rather
+    than pay for it again (see :meth:`QueryCache.claim`).
 
     Args:
         backend: any backend. Its capabilities (``max_batch_size``, ``max_concurrency``,
@@ -218,6 +219,7 @@ class Meter:
             BudgetExceededError: a chunk could not be sent without risking passing the budget.
                 Chunks that completed before are cached, so asking again costs nothing for them.
             BackendError: a call failed for good (after retries, when retryable).
+            CacheDamagedError: the cache's database is damaged; the message names the fix.
         """
         if str(self.backend.identity) != self.identity:
             # bdpl's own backends fix their settings at construction, so this guards
@@ -247,8 +249,17 @@ class Meter:
         )
         if answers:
             self._record_hits(list(answers.values()))
-        if misses:
-            self._pay(misses, answers)
+        while misses:
+            # Pay what this meter leases; wait for what another process or meter is paying.
+            mine, others, found = self.cache.claim(misses)
+            self._found(found, answers)
+            try:
+                self._pay(mine, answers)
+            finally:
+                self.cache.release(k for _, k in mine)
+            found = self.cache.wait(others) if others else {}
+            self._found(found, answers)
+            misses = [qk for qk in others if qk[0] not in found]  # their payer failed
         return [answers[q] for q in queries]
 
     def close(self) -> None:
@@ -267,7 +278,16 @@ class Meter:
 
     # -- paying -------------------------------------------------------------------------------
 
+    def _found(self, found: dict[Query, LabelScores], answers: dict[Query, LabelScores]) -> None:
+        """Answers another payer stored after our miss: free, so hits after all."""
+        if found:
+            answers.update(found)
+            self._add(hits=len(found), misses=-len(found))
+            self._record_hits(list(found.values()))
+
     def _pay(self, misses: list[tuple[Query, str]], answers: dict[Query, LabelScores]) -> None:
+        if not misses:
+            return
         size = self.max_batch_size
         chunks = [misses[i : i + size] for i in range(0, len(misses), size)]
         if self.max_concurrency == 1 or len(chunks) == 1:

@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,12 @@ def _main() -> None:
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--fit", action="store_true", help="run an Optimizer fit, not batches")
+    p.add_argument("--queries", type=int, help="ask make_queries(N) in one batch instead")
+    p.add_argument("--lease-timeout", type=float, default=300.0)
+    p.add_argument("--start-at", type=float, help="sleep until this time.time() first")
     a = p.parse_args()
+    if a.start_at is not None:
+        time.sleep(max(0.0, a.start_at - time.time()))
     if a.fit:
         fake = fit_backend(call_log=a.call_log, die_at_call=a.die_at_call, max_concurrency=1)
         opt = fit_optimizer(fake, cache=QueryCache(a.cache), ledger=a.ledger)
@@ -166,12 +172,13 @@ def _main() -> None:
     fake = FakeBackend(
         call_log=a.call_log, die_at_call=a.die_at_call, max_batch_size=5, latency=a.latency
     )
-    with Meter(
-        fake, cache=QueryCache(a.cache), ledger=a.ledger, max_concurrency=a.concurrency
-    ) as meter:
-        for batch in workload(a.seed, a.rounds):
+    cache = QueryCache(a.cache, lease_timeout=a.lease_timeout)
+    batches = [make_queries(a.queries)] if a.queries else workload(a.seed, a.rounds)
+    with Meter(fake, cache=cache, ledger=a.ledger, max_concurrency=a.concurrency) as meter:
+        for batch in batches:
             meter.score(batch)
         s = meter.stats
+    cache.close()
     print(json.dumps({"paid": s.paid_queries, "hits": s.hits, "calls": s.calls}))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -12,7 +13,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from bdpl.errors import CacheError
+from bdpl.errors import CacheDamagedError
 from bdpl.metering import CACHE_FORMAT_VERSION, QueryCache, cache_key
 from bdpl.types import LabelScores, Query, Usage
 from tests.metering.helpers import LABELS, ROOT, logged_queries, make_queries, run_driver
@@ -36,8 +37,6 @@ def test_round_trip_and_stats(tmp_path: Path) -> None:
 
 
 def test_key_is_sha256_of_canonical_json() -> None:
-    import hashlib
-
     doc = {"v": CACHE_FORMAT_VERSION, "backend": "b", "query": Q.to_json()}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert cache_key("b", Q) == hashlib.sha256(text.encode()).hexdigest()
@@ -75,7 +74,10 @@ def test_values_are_json_text_not_pickles(tmp_path: Path) -> None:
     [(key, raw, mode, value)] = rows
     assert raw == 1 and mode == 1  # raw str key; raw (inline) value, never MODE_PICKLE (4)
     assert key == cache_key("b", Q)
-    assert json.loads(value) == {"v": CACHE_FORMAT_VERSION, "scores": S.to_json()}
+    text = json.dumps(S.to_json(), separators=(",", ":"))
+    digest = hashlib.sha256(f"{key}\n{text}".encode()).hexdigest()
+    assert value == f'{{"v":1,"scores":{text},"d":"{digest}"}}'
+    assert json.loads(value) == {"v": CACHE_FORMAT_VERSION, "scores": S.to_json(), "d": digest}
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_pickled_values_are_never_unpickled(tmp_path: Path) -> None:
 
 def test_a_broken_database_file_is_a_cache_error(tmp_path: Path) -> None:
     (tmp_path / "cache.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(CacheError, match="cannot open"):
+    with pytest.raises(CacheDamagedError, match=r"is damaged .*not a database.*repair_cache"):
         QueryCache(tmp_path)
 
 
