@@ -37,6 +37,13 @@ def ledger_report(source: Path, *, as_json: bool = False) -> str:
     )
 
 
+def cache_dir(directory: str | None) -> Path:
+    """The cache directory given, else the user's default one."""
+    from bdpl.paths import cache_root
+
+    return Path(directory) if directory else cache_root() / "queries"
+
+
 def _cache(directory: str | None) -> Any:
     from bdpl.metering import QueryCache
     from bdpl.metering.meter import default_cache

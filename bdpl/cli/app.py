@@ -282,6 +282,30 @@ def cache_clear(directory: str | None, yes: bool) -> None:
     click.echo(f"removed {clear(directory):,} cached answers")
 
 
+@cache.command(name="check")
+@click.option("--dir", "directory", help="The cache directory [the user cache].")
+def cache_check(directory: str | None) -> None:
+    """Report readable, verified, unreadable and mismatched answers (exit 1 if damaged)."""
+    from bdpl.cli.accounts import cache_dir
+    from bdpl.metering import check_cache
+
+    report = check_cache(cache_dir(directory))
+    click.echo(str(report))
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@cache.command(name="repair")
+@click.option("--dir", "directory", help="The cache directory [the user cache].")
+def cache_repair(directory: str | None) -> None:
+    """Keep every readable, verified answer in a fresh cache; move the damaged one aside.
+    Stop other processes using the cache first."""
+    from bdpl.cli.accounts import cache_dir
+    from bdpl.metering import repair_cache
+
+    click.echo(str(repair_cache(cache_dir(directory))))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def data(as_json: bool) -> None:

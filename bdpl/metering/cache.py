@@ -85,8 +85,9 @@ def damage_message(directory: Path, why: str) -> str:
     return (
         f"the query cache at {directory} is damaged ({why}), so its answers cannot be trusted "
         "and it was not used (treating it as empty would pay for them again, run after run). "
-        "Fix: `bdpl.metering.check_cache(path)` reports what is readable and "
-        "`bdpl.metering.repair_cache(path)` copies every readable, verified answer into a fresh "
+        f"Fix: `bdpl cache check --dir {directory}` (or `bdpl.metering.check_cache(path)`) "
+        f"reports what is readable and `bdpl cache repair --dir {directory}` (or "
+        "`bdpl.metering.repair_cache(path)`) copies every readable, verified answer into a fresh "
         f"cache and moves the damaged one aside to {directory}.damaged-<time>; or move the "
         "directory aside yourself to start an empty cache. Stop other processes using it first."
     )

@@ -223,3 +223,20 @@ def test_plot_writes_two_pngs(bdpl: Run, tmp_path: Path) -> None:
     for path in written:
         data = (tmp_path / path).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000
+
+
+def test_cache_check_and_repair_a_damaged_cache(bdpl: Run, tmp_path: Path) -> None:
+    assert bdpl(*FIT, "--out", "run", "--cache", "c", "-q").returncode == 0
+    healthy = bdpl("cache", "check", "--dir", "c")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    (tmp_path / "c" / "cache.db").write_bytes(b"")  # truncated to 0 bytes
+    refused = bdpl(*FIT, "--out", "again", "--cache", "c", "-q")
+    assert refused.returncode == 2
+    message = refused.stderr.strip().splitlines()[-1]
+    assert message.startswith("bdpl: error: the query cache at c is damaged")
+    assert "bdpl cache repair --dir c" in message
+    assert bdpl("cache", "check", "--dir", "c").returncode == 1
+    repaired = bdpl("cache", "repair", "--dir", "c")
+    assert repaired.returncode == 0, repaired.stderr
+    assert any(p.name.startswith("c.damaged-") for p in tmp_path.iterdir())
+    assert bdpl("cache", "check", "--dir", "c").returncode == 0
