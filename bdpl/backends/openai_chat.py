@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
+    DEFAULT_MAX_REPLY_BYTES,
     Billing,
     ClientBackend,
     chat_first_top,
@@ -64,6 +66,8 @@ class OpenAIChatBackend(ClientBackend):
             :attr:`identity`.
         timeout: seconds per HTTP request.
         max_concurrency: how many requests the metering layer may run at once.
+        max_reply_bytes: the largest reply read (as for
+            :class:`~bdpl.backends.openai_completion.OpenAIBackend`).
 
     Raises:
         ConfigError: bad settings, or no API key for OpenAI.
@@ -84,6 +88,7 @@ class OpenAIChatBackend(ClientBackend):
         max_tokens_param: MaxTokensParam = "max_tokens",
         timeout: float = 30.0,
         max_concurrency: int = 4,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         if not model:
             raise ConfigError("model must be a non-empty model name")
@@ -91,15 +96,19 @@ class OpenAIChatBackend(ClientBackend):
             raise ConfigError(
                 f"top_logprobs must be 1..{MAX_TOP_LOGPROBS} for chat, got {top_logprobs!r}"
             )
-        if isinstance(max_concurrency, bool) or max_concurrency < 1:
-            raise ConfigError(
-                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
-            )
+        max_concurrency = positive_int("max_concurrency", max_concurrency)
         if max_tokens_param not in _MAX_TOKENS_PARAMS:
             raise ConfigError(
                 f"max_tokens_param must be one of {_MAX_TOKENS_PARAMS}, got {max_tokens_param!r}"
             )
-        super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
+        super().__init__(
+            model,
+            client,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_reply_bytes=max_reply_bytes,
+        )
         self.top_logprobs = top_logprobs
         self._max_concurrency = max_concurrency
         self.system = system
@@ -144,8 +153,9 @@ class OpenAIChatBackend(ClientBackend):
                     " (no echo on chat endpoints); use OpenAIBackend with a fallback"
                 )
         billing = Billing()
-        with billing.charge_failures():  # the error carries what was billed
-            return [self._score_one(q, billing) for q in queries]
+        with self._calling(billing):  # the error carries what was billed, and no key
+            scores = [self._score_one(q, billing) for q in queries]
+        return self._settle(billing, scores)
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score`: one request per query."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from bdpl.backends._openai_client import (
+    DEFAULT_MAX_REPLY_BYTES,
     OPENAI_HOST,
     Billing,
     ClientBackend,
@@ -90,6 +91,11 @@ class OpenAIBackend(ClientBackend):
         max_batch_size: most prompts per request.
         timeout: seconds per HTTP request.
         max_concurrency: how many ``score`` calls the metering layer may run at once.
+        max_reply_bytes: the largest reply read, 8 MiB by default; a larger one raises
+            :class:`~bdpl.errors.ReplyTooLargeError`. It applies to the client built here; an
+            injected ``client`` is capped only if its HTTP client has the hook
+            (``http_client=openai.DefaultHttpxClient(event_hooks={"response":
+            [limit_reply_size(n)]})``, from :mod:`bdpl.backends._openai_client`).
 
     Raises:
         ConfigError: bad settings (also more than 5 top logprobs from OpenAI itself), or no
@@ -112,6 +118,7 @@ class OpenAIBackend(ClientBackend):
         max_batch_size: int = 20,
         timeout: float = 30.0,
         max_concurrency: int = 4,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         if not model:
             raise ConfigError("model must be a non-empty model name")
@@ -124,7 +131,14 @@ class OpenAIBackend(ClientBackend):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
+        super().__init__(
+            model,
+            client,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_reply_bytes=max_reply_bytes,
+        )
         self.top_logprobs = top_logprobs
         self._max_concurrency = max_concurrency
         if self._client.base_url.host == OPENAI_HOST and top_logprobs > 5:
@@ -176,7 +190,7 @@ class OpenAIBackend(ClientBackend):
             )
 
         billing = Billing()
-        with billing.charge_failures():  # the error carries what was billed
+        with self._calling(billing):  # the error carries what was billed, and no key
             pending: list[tuple[int, int]] = []  # (query, label) pairs to score exactly
             for chunk in _chunks(next_token, self.max_batch_size):
                 tops, used = self._next_token_tops([queries[i].before for i in chunk], billing)
@@ -202,10 +216,11 @@ class OpenAIBackend(ClientBackend):
                     exact[i] = exact[i] and clean
                     usage[i] += share
 
-        return [
+        scores = [
             LabelScores(tuple(_known(v) for v in values[i]), usage[i], exact[i])
             for i in range(len(queries))
         ]
+        return self._settle(billing, scores)
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score` (every label needing the fallback).
