@@ -16,7 +16,13 @@ from bdpl.backends._openai_client import (
     read_choices,
     read_usage,
 )
-from bdpl.backends._toplogprobs import is_trailing_punctuation, match_labels, reply_form, topk_bound
+from bdpl.backends._toplogprobs import (
+    is_trailing_punctuation,
+    match_labels,
+    reply_form,
+    same_first_token,
+    topk_bound,
+)
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
 
@@ -156,6 +162,29 @@ class OpenAIChatBackend(ClientBackend):
         with self._calling(billing):  # the error carries what was billed, and no key
             scores = [self._score_one(q, billing) for q in queries]
         return self._settle(billing, scores)
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Refuse labels whose replies start with the same token (checked before paying).
+
+        Only the reply's first token is read, so two labels that start with the same token
+        (``" very bad"`` and ``" very good"``; or ``" great"`` and ``"great"``, the same reply)
+        would get the same score for every query. The first token is found by
+        :func:`~bdpl.backends._toplogprobs.first_token` (tiktoken when its encoding of the model
+        is on disk, else the label's first word).
+
+        Raises:
+            UnsupportedQueryError: two labels collide (named, with what to change).
+        """
+        clash = same_first_token(labels, self.model, reply_form)
+        if clash is not None:
+            a, b, token = clash
+            raise UnsupportedQueryError(
+                f"{self.identity}: labels {a!r} and {b!r} both start with the token {token!r}; "
+                "a chat backend reads only the reply's first token, so it would give them the "
+                "same score for every query and a fit could not tell them apart. Use label "
+                "words that differ in their first token (e.g. single words), or "
+                "OpenAIBackend with an exact fallback"
+            )
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score`: one request per query."""

@@ -22,6 +22,7 @@ from bdpl.backends._toplogprobs import (
     is_trailing_punctuation,
     match_labels,
     offsets_from_end,
+    same_first_token,
     span_logprob,
     topk_bound,
 )
@@ -221,6 +222,30 @@ class OpenAIBackend(ClientBackend):
             for i in range(len(queries))
         ]
         return self._settle(billing, scores)
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """With ``fallback="none"``, refuse labels that start with the same token.
+
+        Such labels are scored from the top-k of one token only (a bound for the longer one),
+        so they would get the same score for every query. With an exact fallback every label
+        is scored exactly and nothing is refused. The first token is found as for the chat
+        backend (:func:`~bdpl.backends._toplogprobs.first_token`), leading space included.
+
+        Raises:
+            UnsupportedQueryError: two labels collide (named, with what to change).
+        """
+        if self.fallback != "none":
+            return
+        clash = same_first_token(labels, self.model)
+        if clash is not None:
+            a, b, token = clash
+            raise UnsupportedQueryError(
+                f"{self.identity}: labels {a!r} and {b!r} both start with the token {token!r}; "
+                "with fallback='none' only the next token's top-k is read, so they would get "
+                "the same score for every query and a fit could not tell them apart. Use "
+                "label words that differ in their first token, or fallback='echo' or "
+                "'prompt_logprobs' where the server supports it"
+            )
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score` (every label needing the fallback).
