@@ -4,6 +4,13 @@ Answers are read from the raw JSON rather than the SDK's models so that fields s
 (vLLM's ``prompt_logprobs``) and shapes some servers use (llama.cpp's chat-style ``content``
 logprobs on ``/v1/completions``) are seen, and so that every missing field becomes a
 :class:`~bdpl.errors.MalformedResponseError` here instead of an ``AttributeError`` later.
+
+Nothing in a reply is trusted blindly: the reply's size is capped (:func:`limit_reply_size`),
+choices are matched to prompts only by their ``index`` (:func:`read_choices`), the provider's
+token counts are checked (:func:`usage_problem`; a call with an unusable count reports no
+tokens, so that the metering layer charges its estimate), and every message built from a
+reply is redacted with the backend's actual key (:meth:`ClientBackend._calling`). A base URL
+that carries credentials is refused (:func:`refuse_url_credentials`).
 """
 
 from __future__ import annotations
