@@ -21,6 +21,7 @@ also inherits it, so ``except ValueError`` keeps working::
         ├── BackendTimeoutError (TimeoutError)
         ├── BackendConnectionError (ConnectionError)
         ├── MalformedResponseError          the answer could not be parsed, or lacks logprobs
+        │   └── ReplyTooLargeError          the reply passed the backend's size cap
         └── UnsupportedQueryError (ValueError) a query this backend was not built to answer
 """
 
@@ -90,19 +91,34 @@ class BackendError(BDPLError):
         usage: what the failed call had already been billed (e.g. a first request that
             succeeded before a second one failed), so the metering layer can charge it;
             ``None`` when nothing was billed.
+        outcome_unknown: True when the request that failed may have reached the provider and
+            been billed without bdpl learning its usage: a timeout, a connection lost after the
+            request was sent (a reset mid-reply), a reply that could not be read (an
+            undecodable or oversized 200). Such a request must be charged at its estimate,
+            never as free. False when it was certainly not billed (the connection was never
+            made, an HTTP error status) or its usage is known (then it is in ``usage``).
+            ``usage`` never covers the failed request itself, only the call's earlier ones.
     """
 
     retryable: bool = False
     retry_after: float | None = None
     usage: Usage | None = None
+    outcome_unknown: bool = False
 
     def __init__(
-        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        outcome_unknown: bool | None = None,
     ) -> None:
         super().__init__(message)
         if retryable is not None:
             self.retryable = retryable
         self.retry_after = retry_after
+        if outcome_unknown is not None:
+            self.outcome_unknown = outcome_unknown
 
 
 class RateLimitError(BackendError):
@@ -149,6 +165,17 @@ class MalformedResponseError(BackendError):
     """The answer could not be parsed or lacks what scoring needs (e.g. logprobs)."""
 
     retryable = True
+
+
+class ReplyTooLargeError(MalformedResponseError):
+    """The reply was larger than the backend's ``max_reply_bytes``; it was not read.
+
+    Not retryable (the same request would get the same reply), and its outcome is unknown: the
+    provider produced, and may have billed, the reply.
+    """
+
+    retryable = False
+    outcome_unknown = True
 
 
 class UnsupportedQueryError(BackendError, ValueError):

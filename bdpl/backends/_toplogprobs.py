@@ -19,10 +19,15 @@ A label missing from the top-k
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from bdpl.tokens import count_tokens
 from bdpl.types import is_trailing_punctuation as is_trailing_punctuation  # the one rule
+
+# The first pre-token of a text as byte-level BPE tokenizers (GPT-2 style) split it: a run of
+# letters, of digits or of other symbols, each with one leading space; or a run of spaces.
+_FIRST_WORD = re.compile(r" ?[^\W\d_]+| ?\d+| ?[^\s\w]+| ?_+|\s+")
 
 
 def reply_form(label: str) -> str:
@@ -114,6 +119,43 @@ def offsets_from_end(tokens: Sequence[str], length: int) -> list[int]:
         pos -= len(tokens[i])
         offsets[i] = pos
     return offsets
+
+
+def first_token(text: str, model: str) -> str:
+    """The first token of ``text`` for ``model``, to find labels the top-k cannot tell apart.
+
+    With tiktoken's encoding for ``model`` on disk (as for token counts: never downloaded),
+    the encoding's first token. Otherwise a conservative rule: the first word with its leading
+    space (see ``_FIRST_WORD``). Byte-level BPE never merges across such a word boundary, so
+    two texts with the same first word surely share their first token; the rule may miss
+    texts that share a first token inside different words (``" goodness"``, ``" good"``).
+    """
+    from bdpl.tokens import local_encoding
+
+    encoding = local_encoding(model)
+    if encoding is not None:
+        ids = encoding.encode(text)
+        if ids:
+            first: bytes = encoding.decode_single_token_bytes(ids[0])
+            return first.decode("utf-8", "backslashreplace")
+    match = _FIRST_WORD.match(text)
+    return match.group(0) if match else text
+
+
+def same_first_token(
+    labels: Sequence[str], model: str, form: Callable[[str], str] = str
+) -> tuple[str, str, str] | None:
+    """Two labels (and the token) whose ``form`` starts with the same token, if any.
+
+    ``form`` is how the label is matched (:func:`reply_form` for chat replies).
+    """
+    seen: dict[str, str] = {}
+    for label in labels:
+        token = first_token(form(label), model)
+        if token in seen and seen[token] != label:
+            return seen[token], label, token
+        seen.setdefault(token, label)
+    return None
 
 
 def token_counter(model: str) -> Callable[[str], int]:

@@ -14,6 +14,9 @@ caches, budgets or the optimizer. No inheritance is needed: any object with ``id
   a model); backends that hold resources are also context managers.
 - ``secrets() -> tuple[str, ...]`` (:class:`HasSecrets`): the credentials it holds, so that
   every message and log line bdpl writes can have them redacted.
+- ``check_labels(labels)`` (:class:`LabelChecking`): refuses, before anything is paid, a label
+  set the backend would score without telling the labels apart (the metering layer calls it
+  once per new label tuple).
 
 >>> caps = Capabilities(model="gpt-4o-mini", max_batch_size=16)
 >>> caps.max_concurrency, caps.is_local
@@ -39,6 +42,7 @@ __all__ = [
     "Capabilities",
     "Closeable",
     "HasSecrets",
+    "LabelChecking",
     "UsageBounded",
     "capabilities_of",
     "secrets_of",
@@ -133,6 +137,25 @@ class HasSecrets(Protocol):
     """A backend that holds credentials: they are redacted from every message bdpl writes."""
 
     def secrets(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
+class LabelChecking(Protocol):
+    """A backend that can tell in advance that it cannot tell some labels apart.
+
+    E.g. an API read through the top-k log-probs of one token scores two labels that start
+    with the same token (``" very bad"``, ``" very good"``) identically: every query would get
+    equal scores and a fit would run to its end at chance.
+    """
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Return if this backend can score ``labels`` apart.
+
+        Raises:
+            UnsupportedQueryError: it cannot; the message says which labels collide, why, and
+                what to change.
+        """
+        ...
 
 
 # The optional attributes backends declared before Capabilities existed.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
+    DEFAULT_MAX_REPLY_BYTES,
     Billing,
     ClientBackend,
     chat_first_top,
@@ -15,7 +16,13 @@ from bdpl.backends._openai_client import (
     read_choices,
     read_usage,
 )
-from bdpl.backends._toplogprobs import is_trailing_punctuation, match_labels, reply_form, topk_bound
+from bdpl.backends._toplogprobs import (
+    is_trailing_punctuation,
+    match_labels,
+    reply_form,
+    same_first_token,
+    topk_bound,
+)
 from bdpl.errors import ConfigError, UnsupportedQueryError
 from bdpl.types import LabelScores, Query, Usage
 
@@ -65,6 +72,8 @@ class OpenAIChatBackend(ClientBackend):
             :attr:`identity`.
         timeout: seconds per HTTP request.
         max_concurrency: how many requests the metering layer may run at once.
+        max_reply_bytes: the largest reply read (as for
+            :class:`~bdpl.backends.openai_completion.OpenAIBackend`).
 
     Raises:
         ConfigError: bad settings, or no API key for OpenAI.
@@ -85,6 +94,7 @@ class OpenAIChatBackend(ClientBackend):
         max_tokens_param: MaxTokensParam = "max_tokens",
         timeout: float = 30.0,
         max_concurrency: int = 4,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         if not model:
             raise ConfigError("model must be a non-empty model name")
@@ -98,7 +108,14 @@ class OpenAIChatBackend(ClientBackend):
             raise ConfigError(
                 f"max_tokens_param must be one of {_MAX_TOKENS_PARAMS}, got {max_tokens_param!r}"
             )
-        super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
+        super().__init__(
+            model,
+            client,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_reply_bytes=max_reply_bytes,
+        )
         self._top_logprobs = top_logprobs
         self._max_concurrency = max_concurrency
         self._system = system
@@ -159,8 +176,32 @@ class OpenAIChatBackend(ClientBackend):
                     " (no echo on chat endpoints); use OpenAICompletionBackend with a fallback"
                 )
         billing = Billing()
-        with billing.charge_failures():  # the error carries what was billed
-            return [self._score_one(q, billing) for q in queries]
+        with self._calling(billing):  # the error carries what was billed, and no key
+            scores = [self._score_one(q, billing) for q in queries]
+        return self._settle(billing, scores)
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Refuse labels whose replies start with the same token (checked before paying).
+
+        Only the reply's first token is read, so two labels that start with the same token
+        (``" very bad"`` and ``" very good"``; or ``" great"`` and ``"great"``, the same reply)
+        would get the same score for every query. The first token is found by
+        :func:`~bdpl.backends._toplogprobs.first_token` (tiktoken when its encoding of the model
+        is on disk, else the label's first word).
+
+        Raises:
+            UnsupportedQueryError: two labels collide (named, with what to change).
+        """
+        clash = same_first_token(labels, self.model, reply_form)
+        if clash is not None:
+            a, b, token = clash
+            raise UnsupportedQueryError(
+                f"{self.identity}: labels {a!r} and {b!r} both start with the token {token!r}; "
+                "a chat backend reads only the reply's first token, so it would give them the "
+                "same score for every query and a fit could not tell them apart. Use label "
+                "words that differ in their first token (e.g. single words), or "
+                "OpenAIBackend with an exact fallback"
+            )
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score`: one request per query."""

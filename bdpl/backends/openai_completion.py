@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from bdpl._validate import positive_int
 from bdpl.backends._openai_client import (
+    DEFAULT_MAX_REPLY_BYTES,
     OPENAI_HOST,
     Billing,
     ClientBackend,
@@ -22,6 +23,7 @@ from bdpl.backends._toplogprobs import (
     is_trailing_punctuation,
     match_labels,
     offsets_from_end,
+    same_first_token,
     span_logprob,
     topk_bound,
 )
@@ -96,6 +98,11 @@ class OpenAICompletionBackend(ClientBackend):
         max_batch_size: most prompts per request.
         timeout: seconds per HTTP request.
         max_concurrency: how many ``score`` calls the metering layer may run at once.
+        max_reply_bytes: the largest reply read, 8 MiB by default; a larger one raises
+            :class:`~bdpl.errors.ReplyTooLargeError`. It applies to the client built here; an
+            injected ``client`` is capped only if its HTTP client has the hook
+            (``http_client=openai.DefaultHttpxClient(event_hooks={"response":
+            [limit_reply_size(n)]})``, from :mod:`bdpl.backends._openai_client`).
 
     Raises:
         ConfigError: bad settings (also more than 5 top logprobs from OpenAI itself), or no
@@ -118,6 +125,7 @@ class OpenAICompletionBackend(ClientBackend):
         max_batch_size: int = 20,
         timeout: float = 30.0,
         max_concurrency: int = 4,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         if not model:
             raise ConfigError("model must be a non-empty model name")
@@ -126,7 +134,14 @@ class OpenAICompletionBackend(ClientBackend):
         top_logprobs = positive_int("top_logprobs", top_logprobs)
         max_batch_size = positive_int("max_batch_size", max_batch_size)
         max_concurrency = positive_int("max_concurrency", max_concurrency)
-        super().__init__(model, client, api_key=api_key, base_url=base_url, timeout=timeout)
+        super().__init__(
+            model,
+            client,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_reply_bytes=max_reply_bytes,
+        )
         self._top_logprobs = top_logprobs
         self._max_concurrency = max_concurrency
         if self._client.base_url.host == OPENAI_HOST and top_logprobs > 5:
@@ -190,7 +205,7 @@ class OpenAICompletionBackend(ClientBackend):
             )
 
         billing = Billing()
-        with billing.charge_failures():  # the error carries what was billed
+        with self._calling(billing):  # the error carries what was billed, and no key
             pending: list[tuple[int, int]] = []  # (query, label) pairs to score exactly
             for chunk in _chunks(next_token, self.max_batch_size):
                 tops, used = self._next_token_tops([queries[i].before for i in chunk], billing)
@@ -216,10 +231,35 @@ class OpenAICompletionBackend(ClientBackend):
                     exact[i] = exact[i] and clean
                     usage[i] += share
 
-        return [
+        scores = [
             LabelScores(tuple(_known(v) for v in values[i]), usage[i], exact[i])
             for i in range(len(queries))
         ]
+        return self._settle(billing, scores)
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """With ``fallback="none"``, refuse labels that start with the same token.
+
+        Such labels are scored from the top-k of one token only (a bound for the longer one),
+        so they would get the same score for every query. With an exact fallback every label
+        is scored exactly and nothing is refused. The first token is found as for the chat
+        backend (:func:`~bdpl.backends._toplogprobs.first_token`), leading space included.
+
+        Raises:
+            UnsupportedQueryError: two labels collide (named, with what to change).
+        """
+        if self.fallback != "none":
+            return
+        clash = same_first_token(labels, self.model)
+        if clash is not None:
+            a, b, token = clash
+            raise UnsupportedQueryError(
+                f"{self.identity}: labels {a!r} and {b!r} both start with the token {token!r}; "
+                "with fallback='none' only the next token's top-k is read, so they would get "
+                "the same score for every query and a fit could not tell them apart. Use "
+                "label words that differ in their first token, or fallback='echo' or "
+                "'prompt_logprobs' where the server supports it"
+            )
 
     def estimate(self, queries: Sequence[Query]) -> Usage:
         """An upper bound on the usage of :meth:`score` (every label needing the fallback).

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bdpl.backends.base import Backend, capabilities_of, secrets_of
+from bdpl.backends.base import Backend, LabelChecking, capabilities_of, secrets_of
 from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.metering.budget import Budget, Spend
 from bdpl.metering.cache import QueryCache, cache_key
@@ -196,6 +196,7 @@ class Meter:
         self._warned_estimate = False
         self._warned_usage = False
         self._is_local = caps.is_local
+        self._checked_labels: set[tuple[str, ...]] = set()
 
     def __repr__(self) -> str:
         return f"Meter({self.identity!r}, budget={self.budget!r})"
@@ -249,6 +250,10 @@ class Meter:
         )
         if answers:
             self._record_hits(list(answers.values()))
+        if misses and isinstance(self.backend, LabelChecking):
+            for labels in {q.labels for q, _ in misses} - self._checked_labels:
+                self.backend.check_labels(labels)  # before paying: labels it cannot tell apart
+                self._checked_labels.add(labels)
         while misses:
             # Pay what this meter leases; wait for what another process or meter is paying.
             mine, others, found = self.cache.claim(misses)

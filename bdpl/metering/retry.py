@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from bdpl._validate import positive_int
+from bdpl._validate import finite_number, positive_int
 from bdpl.errors import (
     AuthenticationError,
     BackendError,
@@ -51,8 +51,10 @@ class RetryPolicy:
 
     The wait before retry ``n`` (1-based) is ``min(max_wait, initial_wait * exp_base**(n-1))``
     plus a uniform jitter in ``[0, jitter]``, or the server's ``retry_after`` when that is
-    longer. Retrying stops after ``max_attempts`` tries, or when the next wait would end more
-    than ``max_time`` seconds after the first try; the last error is then raised as is.
+    longer (a server's wait is read from ``retry-after-ms`` or ``Retry-After`` on every
+    retryable status, and cut to 600 s by the backends). Retrying stops after ``max_attempts``
+    tries, or when the next wait would end more than ``max_time`` seconds after the first try;
+    the last error is then raised as is.
 
     Args:
         max_attempts: tries in all, the first included (1 = never retry).
@@ -62,6 +64,10 @@ class RetryPolicy:
         jitter: most random seconds added to each wait, to spread out concurrent retries.
         max_time: seconds after the first try beyond which no retry starts.
         sleep: how to wait (tests pass a fake clock).
+
+    Raises:
+        ConfigError: ``max_attempts`` not an integer >= 1, a wait or time that is negative or
+            not finite (NaN would switch the limit off), or ``exp_base`` below 1.
     """
 
     max_attempts: int = 6
@@ -73,12 +79,13 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
-        positive_int("RetryPolicy max_attempts", self.max_attempts)
+        # NaN compares false with everything, so it would switch a limit off: refuse it here.
+        positive_int("RetryPolicy.max_attempts", self.max_attempts)
         for name in ("initial_wait", "max_wait", "jitter", "max_time"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"RetryPolicy({name}=...) must be >= 0")
-        if self.exp_base < 1:
-            raise ConfigError(f"RetryPolicy(exp_base={self.exp_base}) must be >= 1")
+            finite_number(f"RetryPolicy.{name}", getattr(self, name))
+        finite_number("RetryPolicy.exp_base", self.exp_base, least=1.0)
+        if not callable(self.sleep):
+            raise ConfigError(f"RetryPolicy.sleep must be callable, got {self.sleep!r}")
 
     def wait_for(self, retry_number: int, error: BaseException | None = None) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based) after ``error``."""

@@ -9,6 +9,7 @@ just shapes. It is served either through ``httpx.MockTransport`` (:func:`mock_cl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -208,7 +209,28 @@ def mock_client(handler: Callable[[Any], Any], *, api_key: str = CANARY_KEY) -> 
 
 @dataclass
 class Fault:
-    """One scripted answer: a status with a body, a delay, or a dropped connection."""
+    """One scripted answer: a status with a body, a delay, a dropped connection, or a bad reply.
+
+    Attributes:
+        status, body, headers: the answer; ``body=None`` is the fake model's answer (billed),
+            a dict is sent as JSON, bytes/str as they are.
+        delay: seconds to wait before anything (nothing billed yet: a client timing out here
+            was not billed).
+        drop: close the connection without an answer, before billing.
+        strip_logprobs: the model's answer without logprobs.
+        bill: bill the model's usage for this request even with a scripted ``body`` (an
+            unreadable 200 is billed by the provider all the same).
+        slow_after_billing: seconds to wait *after* billing, before replying: a client that
+            times out meanwhile was billed for a reply it never read.
+        reset_mid_reply: after billing, send the headers and half the body, then reset.
+        usage: replaces the answer's ``usage`` object (``MISSING`` removes it); the provider
+            still bills the true count.
+        unindexed: the answer's choices without ``index``, in reverse order.
+        echo_key: the request's bearer token put into a malformed field (the first choice's
+            ``index``).
+        pad_to: pad the JSON answer to at least this many bytes.
+        chunked: send the body chunked, without a ``Content-Length``.
+    """
 
     status: int = 200
     body: Any = None  # dict -> JSON; bytes/str -> raw; None -> the fake model's answer
@@ -216,14 +238,46 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     strip_logprobs: bool = False
+    bill: bool = False
+    slow_after_billing: float = 0.0
+    reset_mid_reply: bool = False
+    usage: Any = None
+    unindexed: bool = False
+    echo_key: bool = False
+    pad_to: int = 0
+    chunked: bool = False
+
+    def __post_init__(self) -> None:
+        # Faults are bounded: no test may hang the server for long or fill the memory.
+        assert 0 <= self.delay <= 10 and 0 <= self.slow_after_billing <= 10
+        assert 0 <= self.pad_to <= 128 * 1024 * 1024
+
+
+MISSING = object()  # Fault(usage=MISSING): an answer without a usage object
+
+
+@dataclass(frozen=True)
+class Bill:
+    """The provider's side of the books: what the server billed."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def dollars(self, price: Any) -> float:
+        """The bill at ``price`` (anything with ``input_per_1m`` and ``output_per_1m``)."""
+        return (
+            self.prompt_tokens * price.input_per_1m + self.completion_tokens * price.output_per_1m
+        ) / 1e6
 
 
 class FaultServer:
     """An OpenAI-compatible server on 127.0.0.1 that plays scripted faults, then answers normally.
 
     Use as a context manager; ``script`` is a queue of :class:`Fault` consumed one per request.
-    Every request's path, headers and JSON body are kept in ``seen``, and the usage of every
-    answer the fake model gave (what a provider would bill) in ``billed``.
+    Every request's path, headers and JSON body are kept in ``seen``, and the provider's books
+    in ``billed`` (the usage of every billed request) and :attr:`bill` (the totals). A request
+    is billed once the model has answered it, whether or not the client reads the answer.
     """
 
     def __init__(self) -> None:
@@ -231,6 +285,7 @@ class FaultServer:
         self.seen: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.billed: list[dict[str, int]] = []  # usage of every answer the fake model made
         self._lock = threading.Lock()
+        self._busy = 0  # requests being handled, so that tests can wait for late bills
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -240,6 +295,15 @@ class FaultServer:
                 pass
 
             def do_POST(self) -> None:
+                with outer._lock:
+                    outer._busy += 1
+                try:
+                    self._answer()
+                finally:
+                    with outer._lock:
+                        outer._busy -= 1
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
@@ -250,36 +314,99 @@ class FaultServer:
                 if fault.delay:
                     time.sleep(fault.delay)
                 if fault.drop:
-                    # Close without an answer: the client sees the connection go away.
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
+                    self._reset()
                     return
                 if fault.body is None:
                     data = answer(body, self.path)
-                    if fault.strip_logprobs:
-                        for choice in data["choices"]:
-                            choice["logprobs"] = None
-                    with outer._lock:
-                        outer.billed.append(data["usage"])
-                    raw = json.dumps(data).encode()
-                elif isinstance(fault.body, (bytes, str)):
-                    raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
+                    outer._bill(data["usage"])
+                    raw = json.dumps(self._spoil(data, fault)).encode()
                 else:
-                    raw = json.dumps(fault.body).encode()
-                try:
-                    self.send_response(fault.status)
-                    self.send_header("content-type", "application/json")
+                    if fault.bill:
+                        outer._bill(answer(body, self.path)["usage"])
+                    if isinstance(fault.body, (bytes, str)):
+                        raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
+                    else:
+                        raw = json.dumps(fault.body).encode()
+                if fault.pad_to > len(raw) and raw.endswith(b"}"):
+                    raw = raw[:-1] + b', "padding": "' + b"x" * (fault.pad_to - len(raw)) + b'"}'
+                if fault.slow_after_billing:
+                    time.sleep(fault.slow_after_billing)
+                # The client may have given up (timed out) meanwhile.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._send(fault, raw)
+
+            def _spoil(self, data: dict[str, Any], fault: Fault) -> dict[str, Any]:
+                if fault.strip_logprobs:
+                    for choice in data["choices"]:
+                        choice["logprobs"] = None
+                if fault.usage is MISSING:
+                    del data["usage"]
+                elif fault.usage is not None:
+                    data["usage"] = fault.usage
+                if fault.unindexed:
+                    for choice in data["choices"]:
+                        del choice["index"]
+                    data["choices"].reverse()
+                if fault.echo_key:
+                    token = self.headers.get("authorization", "").removeprefix("Bearer ")
+                    data["choices"][0]["index"] = token
+                return data
+
+            def _send(self, fault: Fault, raw: bytes) -> None:
+                self.send_response(fault.status)
+                self.send_header("content-type", "application/json")
+                if fault.chunked:
+                    self.send_header("transfer-encoding", "chunked")
+                else:
                     self.send_header("content-length", str(len(raw)))
-                    for name, value in fault.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
+                for name, value in fault.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if fault.reset_mid_reply:
+                    self.wfile.write(raw[: len(raw) // 2])
+                    self.wfile.flush()
+                    self._reset()
+                elif fault.chunked:
+                    step = 64 * 1024
+                    for k in range(0, len(raw), step):
+                        part = raw[k : k + step]
+                        self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
                     self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                    pass
+
+            def _reset(self) -> None:
+                # Close without (the rest of) an answer: the client sees the connection go.
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _bill(self, usage: dict[str, int]) -> None:
+        with self._lock:
+            self.billed.append(dict(usage))
+
+    @property
+    def bill(self) -> Bill:
+        """The provider's totals so far (thread-safe snapshot)."""
+        with self._lock:
+            return Bill(
+                len(self.billed),
+                sum(u["prompt_tokens"] for u in self.billed),
+                sum(u["completion_tokens"] for u in self.billed),
+            )
+
+    def settled(self, timeout: float = 10.0) -> Bill:
+        """:attr:`bill` once no request is being handled (late bills included), bounded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._busy:
+                    break
+            time.sleep(0.02)
+        return self.bill
 
     @property
     def base_url(self) -> str:

@@ -7,10 +7,12 @@ import math
 import pytest
 
 from bdpl.backends._toplogprobs import (
+    first_token,
     is_trailing_punctuation,
     match_labels,
     offsets_from_end,
     reply_form,
+    same_first_token,
     span_logprob,
     token_counter,
     topk_bound,
@@ -63,3 +65,23 @@ def test_trailing_punctuation_and_token_counts() -> None:
     assert not is_trailing_punctuation(" and more.")
     count = token_counter("davinci-002")
     assert count("It was great") >= 3  # an upper bound: bytes (or tiktoken) plus one
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [(" very good", " very"), ("very good", "very"), (" 42 apples", " 42"), ("!!! yes", "!!!")],
+)
+def test_first_token_without_an_encoding_is_the_first_word(text: str, first: str) -> None:
+    # No tiktoken encoding is known for this name: the documented word rule applies.
+    assert first_token(text, "no-such-model") == first
+
+
+def test_same_first_token_names_the_clashing_pair() -> None:
+    labels = (" great", " very bad", " very good")
+    assert same_first_token(labels, "no-such-model") == (" very bad", " very good", " very")
+    assert same_first_token((" great", " terrible"), "no-such-model") is None
+    assert same_first_token((" great", "great"), "no-such-model", reply_form) == (
+        " great",
+        "great",
+        "great",
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 
 from bdpl.errors import (
@@ -89,13 +92,23 @@ def test_never_retried(error: BaseException) -> None:
     assert len(calls) == 1
 
 
-def test_invalid_policy() -> None:
-    for kwargs in (
+@pytest.mark.parametrize(
+    "kwargs",
+    [
         {"max_attempts": 0},
         {"max_attempts": 2.5},
         {"max_attempts": True},
         {"initial_wait": -1},
         {"exp_base": 0.5},
-    ):
-        with pytest.raises(ConfigError):
-            RetryPolicy(**kwargs)  # type: ignore[arg-type]
+        {"exp_base": math.inf},
+        {"max_time": math.nan},  # NaN would switch the time limit off
+        {"max_time": math.inf},
+        {"max_wait": math.nan},
+        {"jitter": "1"},
+        {"sleep": None},
+    ],
+)
+def test_invalid_policy(kwargs: dict[str, Any]) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigError, match=name):
+        RetryPolicy(**kwargs)
