@@ -74,11 +74,15 @@ class BackendError(BDPLError):
         usage: what the failed call had already been billed (e.g. a first request that
             succeeded before a second one failed), so the metering layer can charge it;
             ``None`` when nothing was billed.
+        outcome_unknown: whether the provider may have computed (and billed) the request
+            although no usable answer came back: a timeout, a connection dropped mid-reply, an
+            unreadable reply. The metering layer charges such a call at its estimate.
     """
 
     retryable: bool = False
     retry_after: float | None = None
     usage: Usage | None = None
+    outcome_unknown: bool = False
 
     def __init__(
         self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
@@ -121,12 +125,14 @@ class BackendTimeoutError(BackendError, TimeoutError):
     """The call took longer than its timeout."""
 
     retryable = True
+    outcome_unknown = True
 
 
 class BackendConnectionError(BackendError, ConnectionError):
     """The connection failed or was dropped."""
 
     retryable = True
+    outcome_unknown = True
 
 
 class MalformedResponseError(BackendError):

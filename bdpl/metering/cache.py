@@ -26,7 +26,7 @@ from typing import Any
 from diskcache import Cache, Disk
 from diskcache.core import MODE_PICKLE, UNKNOWN
 
-from bdpl.errors import CacheError
+from bdpl.errors import CacheError, ConfigError
 from bdpl.metering.validation import problem_with
 from bdpl.types import LabelScores, Query
 
@@ -115,6 +115,7 @@ class QueryCache:
         enabled: ``False`` makes every lookup a miss and every store a no-op (nothing on disk).
 
     Raises:
+        ConfigError: ``directory`` is empty (it would mean the current directory).
         CacheError: the directory cannot be created or opened as a cache.
 
     >>> import tempfile
@@ -127,6 +128,12 @@ class QueryCache:
     """
 
     def __init__(self, directory: str | Path, *, enabled: bool = True) -> None:
+        if enabled and not str(directory).strip():
+            # Path("") is the current directory: a cache would be written wherever we run.
+            raise ConfigError(
+                "the cache directory is an empty string; pass a directory (e.g. "
+                "'~/.cache/bdpl/queries'), True for the default one, or False for no cache"
+            )
         self.directory = Path(directory).expanduser()
         self.enabled = enabled
         self._lock = threading.Lock()
