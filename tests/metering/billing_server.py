@@ -43,6 +43,14 @@ class Bill:
     fault: str | None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed (SIGKILL) or timed out resets its connections: expected here.
+        pass
+
+
 class BillingServer:
     """A billing OpenAI-compatible completions server; use as a context manager.
 
@@ -107,7 +115,7 @@ class BillingServer:
                 except OSError:  # the client gave up (timeout) and closed the connection
                     self.close_connection = True
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

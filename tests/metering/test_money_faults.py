@@ -140,13 +140,13 @@ def test_ten_sigkills_with_concurrency_4_stay_within_budget_and_repay_only_calls
     restart with Budget.from_ledger: the provider's total bill stays within the budget, and
     each kill repays at most the queries of the calls in flight (4 calls of 2 queries)."""
     concurrency, batch = 4, 2
-    limit = 0.012
+    limit = 0.03  # about 250 of the workload's 1,100 distinct queries
     args = ["--cache", str(tmp_path / "cache"), "--ledger", str(tmp_path / "l.jsonl")]
     args += ["--max-dollars", str(limit), "--concurrency", str(concurrency)]
     args += ["--batch", str(batch), "--rounds", "40"]
     rng = random.Random(7)
     kills = 0
-    with BillingServer(latency_s=0.01) as server:
+    with BillingServer(latency_s=0.05) as server:
         args += ["--base-url", server.base_url]
         for attempt in range(20):
             if kills == 10:
@@ -158,7 +158,7 @@ def test_ten_sigkills_with_concurrency_4_stay_within_budget_and_repay_only_calls
             while len(server.bills) == seen and proc.poll() is None:
                 assert time.monotonic() < deadline, "the run never reached the provider"
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.4))
+            time.sleep(rng.uniform(0.0, 0.2))
             proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=30)
             if proc.returncode == -signal.SIGKILL:
@@ -175,18 +175,18 @@ def test_ten_sigkills_with_concurrency_4_stay_within_budget_and_repay_only_calls
     records = Ledger.read(tmp_path / "l.jsonl")
     charged = sum(r.dollars for r in records)
     assert bill <= charged <= limit + 1e-12
-    # Queries paid twice: billed by the provider in a killed run and again in a later one.
-    first_run: dict[str, int] = {}
+    # Queries paid twice: billed in a killed run and again in a later one. A query answered
+    # before the kill is cached, so only those in flight at the kill can be billed again.
+    runs: dict[int, set[str]] = {}
     for b in server.bills:
-        for p in b.prompts:
-            first_run.setdefault(p, b.session)
-    repaid = Counter(
-        first_run[p] for b in server.bills for p in b.prompts if b.session != first_run[p]
-    )
+        runs.setdefault(b.session, set()).update(b.prompts)
+    repaid = {
+        i: len(prompts & set().union(*(p for j, p in runs.items() if j > i)))
+        for i, prompts in runs.items()
+    }
     times = Counter(p for b in server.bills for p in b.prompts)
-    assert all(n <= 2 for n in times.values())
-    assert max(repaid.values(), default=0) <= concurrency * batch
-    assert sum(repaid.values()) <= kills * concurrency * batch
+    assert max(repaid.values()) <= concurrency * batch
+    assert sum(n - 1 for n in times.values()) == sum(repaid.values()) <= kills * concurrency * batch
     dangling = [r for r in records if r.kind == "intent"]
     assert dangling and all(r.unconfirmed for r in dangling)
     stats = json.loads(out)
