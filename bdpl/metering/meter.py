@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,9 +45,9 @@ from bdpl.metering.prices import Price, price_for
 from bdpl.metering.redaction import redact, redact_exception
 from bdpl.metering.retry import RetryPolicy
 from bdpl.metering.tokens import estimate_usage
-from bdpl.metering.validation import check_answers, problem_with
+from bdpl.metering.validation import check_answers, problem_with, usage_problem
 from bdpl.paths import cache_root
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import LabelScores, Query, Usage, split_usage
 
 __all__ = ["Meter", "MeterStats", "default_cache"]
 
@@ -357,7 +357,10 @@ class Meter:
             charge: _Charge | None = None
             try:
                 got = self.backend.score(queries)
-                charge = _Charge(len(queries), self._billed_usage(_usage_of(got), estimated))
+                reported = _usage_of(got)
+                charge = _Charge(len(queries), self._billed_usage(reported, estimated))
+                if reported is None:  # the answers may be fine; their usage reports are not
+                    got = _with_usage(got, charge.usage)
                 try:
                     check_answers(self.identity, queries, got)
                 except MalformedResponseError:
@@ -610,18 +613,21 @@ class _Charge:
     unconfirmed: bool = False
 
 
-# Above this a count is not exactly a float, and no provider bills that much for one call.
-_MAX_COUNT = 2**53
-
-
 def _checked_usage(usage: object) -> Usage | None:
-    """``usage`` if it is a Usage of non-negative integer counts (below 2**53), else None."""
-    if not isinstance(usage, Usage):
-        return None
-    counts = (usage.prompt_tokens, usage.completion_tokens, usage.requests)
-    if all(type(n) is int and 0 <= n < _MAX_COUNT for n in counts):
-        return usage
-    return None
+    """``usage`` if it is a usable report (see :func:`usage_problem`), else ``None``."""
+    return usage if isinstance(usage, Usage) and usage_problem(usage) is None else None
+
+
+def _with_usage(answers: list[LabelScores], usage: Usage) -> list[LabelScores]:
+    """``answers`` with their usage reports replaced by shares of ``usage`` (what was charged),
+    so that valid answers whose reports were unusable are kept and cached with a sane usage."""
+    if not isinstance(answers, list):  # a broken backend: check_answers will say so
+        return answers
+    shares = split_usage(usage, len(answers))
+    return [
+        replace(a, usage=u) if isinstance(a, LabelScores) else a
+        for a, u in zip(answers, shares, strict=True)
+    ]
 
 
 def _usage_of(answers: object) -> Usage | None:

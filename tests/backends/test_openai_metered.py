@@ -121,9 +121,7 @@ def test_retryable_faults_are_retried_until_an_answer_and_it_is_cached(
         1 + 3 * bound.requests,
     )
     answered = PRICE.cost(sum((s.usage for s in got), Usage()))
-    assert record.unconfirmed and record.unconfirmed_dollars == pytest.approx(
-        3 * PRICE.cost(bound)
-    )
+    assert record.unconfirmed and record.unconfirmed_dollars == pytest.approx(3 * PRICE.cost(bound))
     assert record.dollars == pytest.approx(answered + record.unconfirmed_dollars)
     assert record.billed_queries == 4 * 3
     # ... and asking again is free: every query comes from the cache.
