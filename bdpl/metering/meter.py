@@ -35,6 +35,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from bdpl.backends.base import Backend, capabilities_of, secrets_of
 from bdpl.errors import BackendError, BudgetExceededError, ConfigError, MalformedResponseError
@@ -507,24 +508,19 @@ class Meter:
         if self.ledger is None:
             return
         intent = uuid.uuid4().hex
-        self.ledger.append(
-            LedgerRecord(
-                kind="intent",
-                time=_now(),
-                backend=self.identity,
-                model=self.model,
-                queries=estimate.queries,
-                billed_queries=estimate.queries,
-                prompt_tokens=estimated.prompt_tokens,
-                completion_tokens=estimated.completion_tokens,
-                requests=estimated.requests,
-                dollars=estimate.dollars,
-                attempts=1,
-                ok=False,
-                id=intent,
-                unconfirmed=True,
-                unconfirmed_dollars=estimate.dollars,
-            )
+        self._append(
+            "intent",
+            queries=estimate.queries,
+            billed_queries=estimate.queries,
+            prompt_tokens=estimated.prompt_tokens,
+            completion_tokens=estimated.completion_tokens,
+            requests=estimated.requests,
+            dollars=estimate.dollars,
+            attempts=1,
+            ok=False,
+            id=intent,
+            unconfirmed=True,
+            unconfirmed_dollars=estimate.dollars,
         )
         state.intents.append(intent)
 
@@ -566,27 +562,27 @@ class Meter:
         if self.ledger is None:
             return
         u = state.usage
-        self.ledger.append(
-            LedgerRecord(
-                kind="call",
-                time=_now(),
-                backend=self.identity,
-                model=self.model,
-                queries=len(chunk),
-                billed_queries=state.billed_queries,
-                prompt_tokens=u.prompt_tokens,
-                completion_tokens=u.completion_tokens,
-                requests=u.requests,
-                dollars=self.price.cost(u),
-                latency_s=round(time.monotonic() - state.started, 6),
-                attempts=state.attempts,
-                ok=error is None,
-                error=None if error is None else type(error).__name__,
-                settles=tuple(state.intents),
-                unconfirmed=state.unconfirmed,
-                unconfirmed_dollars=state.unconfirmed_dollars,
-            )
+        self._append(
+            "call",
+            queries=len(chunk),
+            billed_queries=state.billed_queries,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            requests=u.requests,
+            dollars=self.price.cost(u),
+            latency_s=round(time.monotonic() - state.started, 6),
+            attempts=state.attempts,
+            ok=error is None,
+            error=None if error is None else type(error).__name__,
+            settles=tuple(state.intents),
+            unconfirmed=state.unconfirmed,
+            unconfirmed_dollars=state.unconfirmed_dollars,
         )
+
+    def _append(self, kind: str, **fields: Any) -> None:
+        """Write one ledger record of this meter's backend and model, stamped now."""
+        assert self.ledger is not None
+        self.ledger.append(LedgerRecord(kind, _now(), self.identity, self.model, **fields))
 
     def _record_hits(self, hits: list[LabelScores]) -> None:
         would_have = self.price.cost(_usage_of(hits) or Usage())
