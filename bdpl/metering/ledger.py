@@ -39,7 +39,8 @@ class LedgerRecord:
         backend: the backend's identity (never a secret).
         model: the model name prices are looked up by.
         queries: distinct queries in the call (or cache hits in the batch).
-        billed_queries: queries the backend answered, over all attempts (0 for hits).
+        billed_queries: queries billed over all attempts: answered ones, and those of
+            attempts whose outcome is unknown (0 for hits).
         prompt_tokens: prompt tokens the backend reported, over all attempts (0 for hits).
         completion_tokens: completion tokens the backend reported, over all attempts.
         requests: requests the backend reported, over all attempts.

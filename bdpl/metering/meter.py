@@ -22,6 +22,13 @@ What a call is charged (budget, ledger and stats alike):
   not a :class:`~bdpl.errors.BackendError`, such as a bug or ``KeyboardInterrupt``): the
   estimate (an upper bound), queries included, marked unconfirmed, since the provider may well
   have computed and billed it. Local backends bill nobody and are charged what they reported.
+
+What a kill (SIGKILL, power loss) can cost: with ``max_concurrency`` c and chunks of at most b
+queries (the backend's ``max_batch_size``), at most c calls are in flight, so a run restarted
+with the same cache pays again for at most ``c * b`` queries per kill: those whose answers had not
+reached the cache. Each of those calls was written to the ledger with its estimate before it was
+made, so :meth:`Budget.from_ledger <bdpl.metering.Budget.from_ledger>` counts it, and the
+provider's bill over all runs stays within the budget as long as estimates are upper bounds.
 """
 
 from __future__ import annotations
@@ -69,7 +76,8 @@ class MeterStats:
         duplicates: queries dropped because the same batch asked them already.
         hits: distinct queries the cache answered.
         misses: distinct queries sent (or tried) to the backend.
-        paid_queries: queries the backend answered and billed, over all tries.
+        paid_queries: queries billed, over all tries: those the backend answered, and those of
+            tries whose outcome is unknown (see the module docstring).
         calls: calls that reached the backend (a call is a chunk with all its tries).
         failed_calls: of those, calls that ended in an error.
         attempts: tries made, retries included.
