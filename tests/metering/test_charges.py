@@ -350,3 +350,19 @@ def test_an_empty_cache_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="empty"):
         Meter(FakeBackend(), cache="")
     assert not QueryCache("", enabled=False).enabled  # cache=False still needs no directory
+
+
+class BadEstimate(Paid):
+    def estimate(self, qs: Sequence[Query]) -> Usage:
+        return Usage(-50 * len(qs), 0, 1)
+
+
+def test_a_negative_estimate_is_refused_before_anything_is_paid() -> None:
+    backend = BadEstimate()
+    budget = Budget(max_tokens=100)
+    with (
+        Meter(backend, cache=False, budget=budget, price=PRICE) as meter,
+        pytest.raises(TypeError, match="non-negative integer"),
+    ):
+        meter.score(make_queries(2))
+    assert backend.calls == 0 and budget.spent.tokens == 0 and budget.reserved.tokens == 0
