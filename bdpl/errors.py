@@ -153,12 +153,14 @@ class BackendTimeoutError(BackendError, TimeoutError):
     """The call took longer than its timeout."""
 
     retryable = True
+    outcome_unknown = True
 
 
 class BackendConnectionError(BackendError, ConnectionError):
     """The connection failed or was dropped."""
 
     retryable = True
+    outcome_unknown = True
 
 
 class MalformedResponseError(BackendError):

@@ -137,10 +137,14 @@ class Budget:
         max_tokens: int | None = None,
         max_dollars: float | None = None,
     ) -> Budget:
-        """A budget already charged with everything billed in ``ledger``.
+        """A budget already charged with everything spent in ``ledger``.
 
         A job that is killed and restarted with the same ledger file thus keeps one budget
-        over all its runs, rather than a fresh one per process. A missing file is no spend.
+        over all its runs, rather than a fresh one per process. Calls that were in flight when
+        a run was killed count at their estimates (the ledger wrote each one's estimate before
+        making it, and nothing settled it), as do calls whose outcome was unknown (timeouts,
+        dropped connections): estimates are upper bounds, so what the provider billed stays
+        within the limits over all runs. A missing file is no spend.
         """
         from bdpl.metering.ledger import Ledger
 

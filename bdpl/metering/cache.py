@@ -37,7 +37,7 @@ from diskcache import Cache, Disk
 from diskcache.core import MODE_PICKLE, UNKNOWN
 
 from bdpl._validate import finite_number
-from bdpl.errors import CacheDamagedError, CacheError
+from bdpl.errors import CacheDamagedError, CacheError, ConfigError
 from bdpl.metering.leases import DEFAULT_LEASE_TIMEOUT, Leases
 from bdpl.metering.validation import problem_with
 from bdpl.types import LabelScores, Query
@@ -216,6 +216,7 @@ class QueryCache:
     Raises:
         CacheDamagedError: the directory held a cache whose database is now missing, empty,
             emptied or not a database; the message names the fix (:func:`repair_cache`).
+        ConfigError: ``directory`` is empty (it would mean the current directory).
         CacheError: the directory cannot be created or opened as a cache.
         ConfigError: ``lease_timeout`` is not a positive number.
 
@@ -235,6 +236,12 @@ class QueryCache:
         enabled: bool = True,
         lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> None:
+        if enabled and not str(directory).strip():
+            # Path("") is the current directory: a cache would be written wherever we run.
+            raise ConfigError(
+                "the cache directory is an empty string; pass a directory (e.g. "
+                "'~/.cache/bdpl/queries'), True for the default one, or False for no cache"
+            )
         self.directory = Path(directory).expanduser()
         self.enabled = enabled
         self.lease_timeout = finite_number("lease_timeout", lease_timeout, least=1e-3)

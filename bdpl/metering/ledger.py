@@ -1,8 +1,15 @@
 """An append-only JSONL record of every paid call and every batch of cache hits.
 
+The ledger is write-ahead: before each try of a paid call an ``"intent"`` record with the
+try's estimate (an upper bound on what it can cost) is made durable, and after the call its
+``"call"`` record settles the intents of all its tries (``settles``) with what was actually
+billed. A run killed while calls were in flight leaves intents that nothing settles;
+:meth:`Ledger.read` counts each of them as spent at its estimate (marked ``unconfirmed``), so a
+budget rebuilt from the ledger (:meth:`~bdpl.metering.Budget.from_ledger`) includes them.
+
 Each record is written with a single ``os.write`` on a file opened with ``O_APPEND`` and then
-``fsync``'ed, so concurrent writers (threads or processes) never interleave and a crash loses
-at most the call in flight. :meth:`Ledger.read` skips a torn last line.
+``fsync``'ed, so concurrent writers (threads or processes) never interleave. :meth:`Ledger.read`
+skips a torn last line. Files written before intents existed read as they always did.
 """
 
 from __future__ import annotations
@@ -27,13 +34,15 @@ class LedgerRecord:
     """One ledger line.
 
     Attributes:
-        kind: ``"call"`` (a call that reached the backend) or ``"hit"`` (queries answered by
-            the cache, billed nothing).
+        kind: ``"call"`` (a call that reached the backend), ``"hit"`` (queries answered by
+            the cache, billed nothing) or ``"intent"`` (a try about to be paid, written before
+            it is made, with its estimate in the spend fields; see the module docstring).
         time: when it was recorded, ISO 8601 UTC.
         backend: the backend's identity (never a secret).
         model: the model name prices are looked up by.
         queries: distinct queries in the call (or cache hits in the batch).
-        billed_queries: queries the backend answered, over all attempts (0 for hits).
+        billed_queries: queries billed over all attempts: answered ones, and those of
+            attempts whose outcome is unknown (0 for hits).
         prompt_tokens: prompt tokens the backend reported, over all attempts (0 for hits).
         completion_tokens: completion tokens the backend reported, over all attempts.
         requests: requests the backend reported, over all attempts.
@@ -43,6 +52,12 @@ class LedgerRecord:
         attempts: tries made (1 when the first succeeded).
         ok: whether the call ended with valid answers.
         error: the error type that ended a failed call (no message: messages may hold data).
+        id: an intent's unique id.
+        settles: for a call, the ids of the intents (one per try) it settles.
+        unconfirmed: some of the spend is an estimate, not a bill the provider confirmed: a
+            try whose outcome is unknown (a timeout, a connection dropped mid-reply, an
+            unreadable reply), or an intent nothing settled (a call in flight at a kill).
+        unconfirmed_dollars: the part of ``dollars`` charged at estimates.
     """
 
     kind: str
@@ -60,15 +75,39 @@ class LedgerRecord:
     attempts: int = 0
     ok: bool = True
     error: str | None = None
+    id: str | None = None
+    settles: tuple[str, ...] = ()
+    unconfirmed: bool = False
+    unconfirmed_dollars: float = 0.0
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        # Fields at their defaults are left out, so a plain call reads as it always did.
+        for name, default in _OPTIONAL.items():
+            if data[name] == default:
+                del data[name]
+        if "settles" in data:
+            data["settles"] = list(self.settles)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> LedgerRecord:
         """Inverse of :meth:`to_json`; unknown keys (from newer versions) are ignored."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+        kept = {k: v for k, v in data.items() if k in names}
+        settles = kept.get("settles", ())
+        if not isinstance(settles, (list, tuple)) or not all(isinstance(i, str) for i in settles):
+            raise TypeError("settles is not a list of ids")
+        kept["settles"] = tuple(settles)
+        return cls(**kept)  # type: ignore[arg-type]
+
+
+_OPTIONAL: dict[str, object] = {
+    "id": None,
+    "settles": (),
+    "unconfirmed": False,
+    "unconfirmed_dollars": 0.0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +122,10 @@ class LedgerSummary:
         prompt_tokens: prompt tokens billed.
         completion_tokens: completion tokens billed.
         requests: requests made.
-        dollars: dollars billed.
+        dollars: dollars billed, estimates of unconfirmed spend included.
         saved_dollars: dollars the cache saved.
+        unconfirmed_dollars: the part of ``dollars`` charged at estimates (tries whose outcome
+            is unknown, calls in flight at a kill).
     """
 
     calls: int = 0
@@ -96,10 +137,11 @@ class LedgerSummary:
     requests: int = 0
     dollars: float = 0.0
     saved_dollars: float = 0.0
+    unconfirmed_dollars: float = 0.0
 
     def add(self, r: LedgerRecord) -> LedgerSummary:
-        """This summary with record ``r`` counted."""
-        is_call = r.kind == "call"
+        """This summary with record ``r`` counted (an unsettled intent as a failed call)."""
+        is_call = r.kind in ("call", "intent")
         return LedgerSummary(
             self.calls + is_call,
             self.failed_calls + (is_call and not r.ok),
@@ -110,6 +152,7 @@ class LedgerSummary:
             self.requests + r.requests,
             self.dollars + r.dollars,
             self.saved_dollars + r.saved_dollars,
+            self.unconfirmed_dollars + r.unconfirmed_dollars,
         )
 
 
@@ -183,8 +226,16 @@ class Ledger:
         return format_summary(self.summary())
 
     @staticmethod
-    def read(path: str | Path) -> list[LedgerRecord]:
-        """Parse a ledger file, skipping (and reporting) lines that are torn or not records."""
+    def read(path: str | Path, *, raw: bool = False) -> list[LedgerRecord]:
+        """Parse a ledger file, skipping (and reporting) lines that are torn or not records.
+
+        Args:
+            path: the file.
+            raw: every record as written. By default the intents that a call record settles
+                are left out, so what remains is what was spent: calls, hits, and the intents
+                nothing settled (calls in flight when a run was killed, or still in flight in
+                another process), each spent at its estimate.
+        """
         out: list[LedgerRecord] = []
         for lineno, line in _lines(Path(path)):
             try:
@@ -194,7 +245,10 @@ class Ledger:
                 out.append(LedgerRecord.from_json(data))
             except (ValueError, TypeError) as exc:
                 log.warning("ledger %s line %d skipped: %s", path, lineno, type(exc).__name__)
-        return out
+        if raw:
+            return out
+        settled = {i for r in out if r.kind == "call" for i in r.settles}
+        return [r for r in out if not (r.kind == "intent" and r.id in settled)]
 
 
 def summarize(records: list[LedgerRecord]) -> dict[tuple[str, str], LedgerSummary]:
@@ -219,11 +273,16 @@ def format_summary(summary: dict[tuple[str, str], LedgerSummary]) -> str:
     head: tuple[str, ...] = ("backend", "model", "calls", "failed", "paid queries")
     head += ("cache hits", "tokens", "dollars", "saved")
     total = LedgerSummary()
-    rows: list[tuple[str, ...]] = []
-    for (backend, model), s in sorted(summary.items()):
-        rows.append((backend, model, *_cells(s)))
+    for s in summary.values():
         total = LedgerSummary(*(getattr(total, f.name) + getattr(s, f.name) for f in fields(s)))
-    rows.append(("total", "", *_cells(total)))
+    # Only a ledger with estimated spend gets the column that says how much of it is estimated.
+    unconfirmed = total.unconfirmed_dollars > 0
+    if unconfirmed:
+        head += ("of which unconfirmed",)
+    rows = [
+        (backend, model, *_cells(s, unconfirmed)) for (backend, model), s in sorted(summary.items())
+    ]
+    rows.append(("total", "", *_cells(total, unconfirmed)))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(r: tuple[str, ...]) -> str:
@@ -236,8 +295,9 @@ def format_summary(summary: dict[tuple[str, str], LedgerSummary]) -> str:
     return "\n".join(line(r) for r in [head, *rows])
 
 
-def _cells(s: LedgerSummary) -> tuple[str, ...]:
+def _cells(s: LedgerSummary, unconfirmed: bool) -> tuple[str, ...]:
     tokens = s.prompt_tokens + s.completion_tokens
+    extra = (f"${s.unconfirmed_dollars:,.4f}",) if unconfirmed else ()
     return (
         f"{s.calls:,}",
         f"{s.failed_calls:,}",
@@ -246,6 +306,7 @@ def _cells(s: LedgerSummary) -> tuple[str, ...]:
         f"{tokens:,}",
         f"${s.dollars:,.4f}",
         f"${s.saved_dollars:,.4f}",
+        *extra,
     )
 
 

@@ -7,7 +7,28 @@ reserves an upper bound of the chunk's spend in the budget, so the budget cannot
 also under concurrency; retryable errors are retried (when only some answers of a reply are
 malformed, only those queries are asked again); valid answers are cached as soon as they arrive
 (a killed run loses at most the calls in flight) and every call that reached the backend is
-written to the ledger.
+written to the ledger: an intent with the try's estimate before each try, the call with what
+it was billed after.
+
+What a call is charged (budget, ledger and stats alike):
+
+- an answer: the usage the backend reported; the estimate instead when a paid backend reported
+  none, or when the report is unusable (not a :class:`~bdpl.types.Usage` of non-negative
+  integers): a report can never credit the budget;
+- a failure known to be unbilled (a refusal: authentication, bad request, quota, rate limit,
+  5xx): what the error's ``usage`` says the call's answered requests were billed, else nothing;
+- a failure whose outcome is unknown (``BackendError.outcome_unknown``: a timeout, a connection
+  dropped mid-reply; a malformed reply whose usage could not be read; and any exception that is
+  not a :class:`~bdpl.errors.BackendError`, such as a bug or ``KeyboardInterrupt``): the
+  estimate (an upper bound), queries included, marked unconfirmed, since the provider may well
+  have computed and billed it. Local backends bill nobody and are charged what they reported.
+
+What a kill (SIGKILL, power loss) can cost: with ``max_concurrency`` c and chunks of at most b
+queries (the backend's ``max_batch_size``), at most c calls are in flight, so a run restarted
+with the same cache pays again for at most ``c * b`` queries per kill: those whose answers had not
+reached the cache. Each of those calls was written to the ledger with its estimate before it was
+made, so :meth:`Budget.from_ledger <bdpl.metering.Budget.from_ledger>` counts it, and the
+provider's bill over all runs stays within the budget as long as estimates are upper bounds.
 """
 
 from __future__ import annotations
@@ -15,14 +36,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from bdpl.backends.base import Backend, LabelChecking, capabilities_of, secrets_of
-from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
+from bdpl.errors import BackendError, BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.metering.budget import Budget, Spend
 from bdpl.metering.cache import QueryCache, cache_key
 from bdpl.metering.ledger import Ledger, LedgerRecord
@@ -30,9 +53,9 @@ from bdpl.metering.prices import Price, price_for
 from bdpl.metering.redaction import redact, redact_exception
 from bdpl.metering.retry import RetryPolicy
 from bdpl.metering.tokens import estimate_usage
-from bdpl.metering.validation import check_answers, problem_with
+from bdpl.metering.validation import check_answers, problem_with, usage_problem
 from bdpl.paths import cache_root
-from bdpl.types import LabelScores, Query, Usage
+from bdpl.types import LabelScores, Query, Usage, split_usage
 
 __all__ = ["Meter", "MeterStats", "default_cache"]
 
@@ -53,7 +76,8 @@ class MeterStats:
         duplicates: queries dropped because the same batch asked them already.
         hits: distinct queries the cache answered.
         misses: distinct queries sent (or tried) to the backend.
-        paid_queries: queries the backend answered and billed, over all tries.
+        paid_queries: queries billed, over all tries: those the backend answered, and those of
+            tries whose outcome is unknown (see the module docstring).
         calls: calls that reached the backend (a call is a chunk with all its tries).
         failed_calls: of those, calls that ended in an error.
         attempts: tries made, retries included.
@@ -62,6 +86,9 @@ class MeterStats:
         completion_tokens: completion tokens the backend reported.
         dollars: billed, at the meter's price.
         saved_dollars: what the cache hits cost when they were first paid for.
+        unconfirmed_dollars: the part of ``dollars`` charged at estimates because the outcome
+            of a try was unknown (see the module docstring); counts and tokens of those tries
+            are in the totals above at their estimates too.
     """
 
     queries: int = 0
@@ -77,6 +104,7 @@ class MeterStats:
     completion_tokens: int = 0
     dollars: float = 0.0
     saved_dollars: float = 0.0
+    unconfirmed_dollars: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -99,6 +127,9 @@ class _CallState:
     billed_queries: int = 0
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
+    intents: list[str] = field(default_factory=list)  # ledger ids, one per try
+    unconfirmed: bool = False
+    unconfirmed_dollars: float = 0.0
 
 
 class Meter:
@@ -195,6 +226,7 @@ class Meter:
         self._pool: ThreadPoolExecutor | None = None
         self._warned_estimate = False
         self._warned_usage = False
+        self._warned_bad_usage = False
         self._is_local = caps.is_local
         self._checked_labels: set[tuple[str, ...]] = set()
 
@@ -353,46 +385,54 @@ class Meter:
             estimated = estimate_usage(self.backend, queries)
             estimate = self._spend(len(queries), estimated)
             reservation = self.budget.reserve(estimate)
+            try:
+                self._write_intent(state, estimate, estimated)
+            except BaseException:
+                self.budget.settle(reservation, Spend())  # not asked: nothing can be billed
+                raise
             state.attempts += 1
-            answered = False
-            usage = Usage()
+            charge: _Charge | None = None
             try:
                 got = self.backend.score(queries)
-                answered = True
-                usage = self._billed_usage(_usage_of(got), estimated)
+                reported = _usage_of(got)
+                charge = _Charge(len(queries), self._billed_usage(reported, estimated))
+                if reported is None:  # the answers may be fine; their usage reports are not
+                    got = _with_usage(got, charge.usage)
                 try:
                     check_answers(self.identity, queries, got)
                 except MalformedResponseError:
                     self._keep_valid(asked, got, state)
                     raise
                 self._keep(list(zip(asked, got, strict=True)), state)
-            except Exception as exc:
+            except BaseException as exc:
                 redact_exception(exc, self._secrets)
-                # A call that failed after paid requests (a fallback request failing after the
-                # first one succeeded) says what it was billed; charge it.
-                if not answered and isinstance(getattr(exc, "usage", None), Usage):
-                    usage = self._billed_usage(exc.usage, estimated)  # type: ignore[attr-defined]
+                if charge is None:  # no answer came back: what may the try have cost?
+                    charge = self._failure_charge(exc, len(queries), estimated)
                 raise
             finally:
-                billed = len(queries) if answered else 0
-                actual = self._spend(billed, usage)
+                assert charge is not None
+                actual = self._spend(charge.queries, charge.usage)
                 self.budget.settle(reservation, actual)
                 if _exceeds(actual, estimate):
                     self._warn_estimate(actual, estimate)
-                state.billed_queries += billed
-                state.usage += usage
+                unconfirmed = actual.dollars if charge.unconfirmed else 0.0
+                state.billed_queries += charge.queries
+                state.usage += charge.usage
+                state.unconfirmed |= charge.unconfirmed
+                state.unconfirmed_dollars += unconfirmed
                 self._add(
                     attempts=1,
-                    paid_queries=billed,
-                    requests=usage.requests,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
+                    paid_queries=charge.queries,
+                    requests=charge.usage.requests,
+                    prompt_tokens=charge.usage.prompt_tokens,
+                    completion_tokens=charge.usage.completion_tokens,
                     dollars=actual.dollars,
+                    unconfirmed_dollars=unconfirmed,
                 )
 
         try:
             self.retry.call(attempt, on_retry=self._on_retry)
-        except Exception as exc:
+        except BaseException as exc:  # KeyboardInterrupt too: its tries were charged
             if state.attempts:
                 self._record_call(chunk, state, exc)
                 log.warning(
@@ -429,10 +469,24 @@ class Meter:
     def _spend(self, queries: int, usage: Usage) -> Spend:
         return Spend(queries, usage.requests, usage.total_tokens, self.price.cost(usage))
 
-    def _billed_usage(self, reported: Usage, estimated: Usage) -> Usage:
-        """What to charge for a call: the reported usage, or the estimate where a paid backend
-        reported none (some OpenAI-compatible proxies omit ``usage``), so that token and dollar
-        budgets still hold."""
+    def _billed_usage(self, reported: Usage | None, estimated: Usage) -> Usage:
+        """What to charge for an answered call: the reported usage, or the estimate where a paid
+        backend reported none (some OpenAI-compatible proxies omit ``usage``), so that token and
+        dollar budgets still hold, or where the report is unusable (``None``: negative, not an
+        integer, not a Usage), so that no report can credit the budget. A report above the
+        estimate is charged as reported (and :meth:`_warn_estimate` says so)."""
+        if reported is None:
+            with self._lock:
+                warn, self._warned_bad_usage = not self._warned_bad_usage, True
+            if warn:
+                log.warning(
+                    "backend %s reported a usage that is not non-negative integer token and "
+                    "request counts; charging its estimate (%d tokens) to the budget and ledger "
+                    "instead",
+                    self.identity,
+                    estimated.total_tokens,
+                )
+            return estimated
         if reported.total_tokens or self._is_local or not (reported.requests or estimated.requests):
             return reported
         with self._lock:
@@ -449,6 +503,62 @@ class Meter:
             estimated.completion_tokens,
             reported.requests or estimated.requests,
         )
+
+    def _failure_charge(self, exc: BaseException, queries: int, estimated: Usage) -> _Charge:
+        """What a try that raised ``exc`` instead of answering is charged.
+
+        A refusal the provider does not bill (a :class:`BackendError` whose outcome is known)
+        costs what its ``usage`` says earlier requests of the call were billed. Anything else
+        may have been computed and billed: a timeout or a dropped connection
+        (``outcome_unknown``), a malformed reply whose usage could not be read, an exception that
+        is not a BackendError at all (a bug, ``KeyboardInterrupt``), or a usage report that is
+        unusable. It is charged its estimate, or what it reported where that is more.
+        """
+        reported = exc.usage if isinstance(exc, BackendError) else None
+        known = _checked_usage(reported) if reported is not None else Usage()
+        unknown = (
+            not isinstance(exc, BackendError)
+            or exc.outcome_unknown
+            or (isinstance(exc, MalformedResponseError) and reported is None)
+            or known is None
+        )
+        if not unknown or self._is_local:  # nobody bills a local call
+            return _Charge(0, known or Usage())
+        known = known or Usage()
+        return _Charge(
+            queries,
+            Usage(
+                max(estimated.prompt_tokens, known.prompt_tokens),
+                max(estimated.completion_tokens, known.completion_tokens),
+                max(estimated.requests, known.requests),
+            ),
+            unconfirmed=True,
+        )
+
+    def _write_intent(self, state: _CallState, estimate: Spend, estimated: Usage) -> None:
+        """Make a try's estimate durable in the ledger before the try is made (write-ahead).
+
+        If the process dies before the call's record settles it, a budget rebuilt from the
+        ledger counts the try at this estimate.
+        """
+        if self.ledger is None:
+            return
+        intent = uuid.uuid4().hex
+        self._append(
+            "intent",
+            queries=estimate.queries,
+            billed_queries=estimate.queries,
+            prompt_tokens=estimated.prompt_tokens,
+            completion_tokens=estimated.completion_tokens,
+            requests=estimated.requests,
+            dollars=estimate.dollars,
+            attempts=1,
+            ok=False,
+            id=intent,
+            unconfirmed=True,
+            unconfirmed_dollars=estimate.dollars,
+        )
+        state.intents.append(intent)
 
     def _warn_estimate(self, actual: Spend, estimate: Spend) -> None:
         with self._lock:
@@ -488,27 +598,30 @@ class Meter:
         if self.ledger is None:
             return
         u = state.usage
-        self.ledger.append(
-            LedgerRecord(
-                kind="call",
-                time=_now(),
-                backend=self.identity,
-                model=self.model,
-                queries=len(chunk),
-                billed_queries=state.billed_queries,
-                prompt_tokens=u.prompt_tokens,
-                completion_tokens=u.completion_tokens,
-                requests=u.requests,
-                dollars=self.price.cost(u),
-                latency_s=round(time.monotonic() - state.started, 6),
-                attempts=state.attempts,
-                ok=error is None,
-                error=None if error is None else type(error).__name__,
-            )
+        self._append(
+            "call",
+            queries=len(chunk),
+            billed_queries=state.billed_queries,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            requests=u.requests,
+            dollars=self.price.cost(u),
+            latency_s=round(time.monotonic() - state.started, 6),
+            attempts=state.attempts,
+            ok=error is None,
+            error=None if error is None else type(error).__name__,
+            settles=tuple(state.intents),
+            unconfirmed=state.unconfirmed,
+            unconfirmed_dollars=state.unconfirmed_dollars,
         )
 
+    def _append(self, kind: str, **fields: Any) -> None:
+        """Write one ledger record of this meter's backend and model, stamped now."""
+        assert self.ledger is not None
+        self.ledger.append(LedgerRecord(kind, _now(), self.identity, self.model, **fields))
+
     def _record_hits(self, hits: list[LabelScores]) -> None:
-        would_have = self.price.cost(_usage_of(hits))
+        would_have = self.price.cost(_usage_of(hits) or Usage())
         self._add(saved_dollars=would_have)
         if self.ledger is not None:
             self.ledger.append(
@@ -523,13 +636,42 @@ class Meter:
             )
 
 
-def _usage_of(answers: object) -> Usage:
-    """Total usage reported in ``answers`` (whatever of it is well-formed)."""
+@dataclass(frozen=True, slots=True)
+class _Charge:
+    """What one try is charged: queries, usage, and whether that is an estimate."""
+
+    queries: int
+    usage: Usage
+    unconfirmed: bool = False
+
+
+def _checked_usage(usage: object) -> Usage | None:
+    """``usage`` if it is a usable report (see :func:`usage_problem`), else ``None``."""
+    return usage if isinstance(usage, Usage) and usage_problem(usage) is None else None
+
+
+def _with_usage(answers: list[LabelScores], usage: Usage) -> list[LabelScores]:
+    """``answers`` with their usage reports replaced by shares of ``usage`` (what was charged),
+    so that valid answers whose reports were unusable are kept and cached with a sane usage."""
+    if not isinstance(answers, list):  # a broken backend: check_answers will say so
+        return answers
+    shares = split_usage(usage, len(answers))
+    return [
+        replace(a, usage=u) if isinstance(a, LabelScores) else a
+        for a, u in zip(answers, shares, strict=True)
+    ]
+
+
+def _usage_of(answers: object) -> Usage | None:
+    """Total usage reported in ``answers``; ``None`` when any answer's report is unusable."""
+    if not isinstance(answers, list):
+        return None
     total = Usage()
-    if isinstance(answers, list):
-        for a in answers:
-            if isinstance(a, LabelScores) and isinstance(a.usage, Usage):
-                total += a.usage
+    for a in answers:
+        usage = _checked_usage(a.usage) if isinstance(a, LabelScores) else None
+        if usage is None:
+            return None
+        total += usage
     return total
 
 

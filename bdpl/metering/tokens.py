@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bdpl.backends.base import UsageBounded, capabilities_of
+from bdpl.metering.validation import usage_problem
 from bdpl.tokens import (
     COMPLETION_TOKENS_PER_REQUEST,
     REQUEST_OVERHEAD_TOKENS,
@@ -40,7 +41,13 @@ def estimate_usage(backend: object, queries: Sequence[Query]) -> Usage:
     """
     if isinstance(backend, UsageBounded):
         usage = backend.estimate(queries)
-        if not isinstance(usage, Usage):
-            raise TypeError(f"{type(backend).__name__}.estimate() must return a Usage")
+        # A negative or fractional estimate would credit the budget when it is reserved and
+        # when a try whose outcome is unknown is charged at it.
+        problem = usage_problem(usage)
+        if problem is not None:
+            raise TypeError(
+                f"{type(backend).__name__}.estimate() must return a Usage of non-negative "
+                f"integer counts ({problem})"
+            )
         return usage
     return conservative_usage(queries, capabilities_of(backend).model)

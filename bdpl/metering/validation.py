@@ -6,12 +6,27 @@ import math
 from collections.abc import Sequence
 
 from bdpl.errors import MalformedResponseError
-from bdpl.types import LabelScores, Query
+from bdpl.types import LabelScores, Query, Usage
 
-__all__ = ["LOGPROB_TOLERANCE", "check_answers", "problem_with"]
+__all__ = ["LOGPROB_TOLERANCE", "MAX_COUNT", "check_answers", "problem_with", "usage_problem"]
 
 # Log-probabilities are <= 0; rounding in a backend's log-softmax may leave a hair above.
 LOGPROB_TOLERANCE = 1e-6
+# Above this a count is not exact as a float, and no provider bills that much for one call.
+MAX_COUNT = 2**53
+
+
+def usage_problem(usage: object) -> str | None:
+    """Why ``usage`` is not a usable report (a Usage of integer counts in ``[0, 2**53)``)."""
+    if not isinstance(usage, Usage):
+        return f"usage is {type(usage).__name__}, not Usage"
+    for name in ("prompt_tokens", "completion_tokens", "requests"):
+        n = getattr(usage, name)
+        if type(n) is not int:
+            return f"usage {name}={n!r} is not an integer"
+        if not 0 <= n < MAX_COUNT:
+            return f"usage {name}={n!r} is out of range"
+    return None
 
 
 def problem_with(query: Query, scores: object) -> str | None:
@@ -27,10 +42,7 @@ def problem_with(query: Query, scores: object) -> str | None:
             return f"log-prob {x!r} is not finite"
         if x > LOGPROB_TOLERANCE:
             return f"log-prob {x!r} is positive"
-    u = scores.usage
-    if min(u.prompt_tokens, u.completion_tokens, u.requests) < 0:
-        return "negative usage"
-    return None
+    return usage_problem(scores.usage)
 
 
 def check_answers(identity: str, queries: Sequence[Query], answers: object) -> None:

@@ -88,7 +88,7 @@ def test_retryable_faults_are_retried_until_an_answer_and_it_is_cached(
     server: FaultServer, tmp_path: Path
 ) -> None:
     waits = Waits()
-    meter, _ = metered(server, tmp_path, waits=waits)
+    meter, backend = metered(server, tmp_path, waits=waits)
     server.script.extend(
         [
             Fault(
@@ -110,14 +110,20 @@ def test_retryable_faults_are_retried_until_an_answer_and_it_is_cached(
     assert waits.waits[0] == 1.5  # the server's retry-after-ms, honoured
     [record] = Ledger.read(tmp_path / "ledger.jsonl")
     assert (record.kind, record.ok, record.attempts, record.queries) == ("call", True, 7, 3)
-    # Only the answer that came back whole was billed to the ledger ...
+    # The answer that came back whole is charged as billed; the timeout, the dropped
+    # connection and the unreadable reply may have been billed too: each is charged its
+    # estimate (an upper bound), marked unconfirmed. The refusals (429, 500, 503) cost nothing.
     last = server.billed[-1]
+    bound = backend.estimate(qs)
     assert (record.prompt_tokens, record.completion_tokens, record.requests) == (
-        last["prompt_tokens"],
-        last["completion_tokens"],
-        1,
+        last["prompt_tokens"] + 3 * bound.prompt_tokens,
+        last["completion_tokens"] + 3 * bound.completion_tokens,
+        1 + 3 * bound.requests,
     )
-    assert record.dollars == pytest.approx(PRICE.cost(sum((s.usage for s in got), Usage())))
+    answered = PRICE.cost(sum((s.usage for s in got), Usage()))
+    assert record.unconfirmed and record.unconfirmed_dollars == pytest.approx(3 * PRICE.cost(bound))
+    assert record.dollars == pytest.approx(answered + record.unconfirmed_dollars)
+    assert record.billed_queries == 4 * 3
     # ... and asking again is free: every query comes from the cache.
     again = meter.score(qs)
     assert [s.logprobs for s in again] == [s.logprobs for s in got]

@@ -39,9 +39,13 @@ def test_sigkill_then_restart_repeats_no_paid_query(tmp_path: Path, die_at: int)
     assert set(first) | set(second) == distinct
     stats = json.loads(done.stdout)
     assert stats["paid"] == len(second)
-    # The ledger lost at most the call in flight: it records every call the backend answered.
+    # The ledger records every call the backend answered, and the call in flight at the kill
+    # as an intent nothing settled, charged at its estimate (at most one chunk of 5).
     records = Ledger.read(tmp_path / "ledger.jsonl")
-    assert sum(r.billed_queries for r in records) == len(first) + len(second)
+    calls = [r for r in records if r.kind == "call"]
+    assert sum(r.billed_queries for r in calls) == len(first) + len(second)
+    [in_flight] = [r for r in records if r.kind == "intent"]
+    assert in_flight.unconfirmed and 0 < in_flight.billed_queries <= 5
 
 
 def test_concurrent_run_killed_repeats_at_most_the_calls_in_flight(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ def test_capabilities_are_forwarded_or_replaced() -> None:
     with Meter(backend, cache=False) as meter:  # priced from the table: the model is known
         meter.score(queries(7))
         assert meter.stats.calls == 3 and meter.stats.dollars > 0
-    assert [len(c) for c in backend.calls] == [3, 3, 1]
+    assert sorted(len(c) for c in backend.calls) == [1, 3, 3]  # two run at once
     with pytest.raises(ConfigError, match="capabilities"):
         FaultyBackend(fake, capabilities={"max_batch_size": 3})  # type: ignore[arg-type]
 
