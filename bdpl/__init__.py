@@ -63,6 +63,7 @@ from bdpl.optimizer import EpochRecord, FitResult, Optimizer, OptimizerState
 from bdpl.tasks import PRESETS, Dataset, Example, Task, get_task
 from bdpl.types import LabelScores, Query, Usage
 from bdpl.vocab import build_vocabulary, normalize_candidates, texts_of
+from bdpl.vocabulary import Vocabulary, english_words, gather_vocabulary
 
 __version__ = "0.1.0"
 
@@ -112,12 +113,15 @@ __all__ = [
     "UnknownPriceError",
     "UnsupportedQueryError",
     "Usage",
+    "Vocabulary",
     "__version__",
     "build_vocabulary",
     "compute_metric",
+    "english_words",
     "estimate_cost",
     "estimate_fit_cost",
     "find_data_dir",
+    "gather_vocabulary",
     "get_estimator",
     "get_task",
     "load_split",

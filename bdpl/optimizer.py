@@ -41,6 +41,7 @@ from bdpl.estimators import (
 from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
+from bdpl.vocabulary import Vocabulary, gather_vocabulary
 
 FORMAT_VERSION = 1
 LossName = Literal["ce", "hinge"]
@@ -273,6 +274,7 @@ class Optimizer:
         self.best_state: EstimatorState | None = None
         self.best_score: float | None = None
         self.candidates: list[str] | None = None
+        self.vocabulary: Vocabulary | None = None  # what prepare() built, with its sources
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self._estimator_state: EstimatorState | None = None
         if candidates is not None:
@@ -421,27 +423,26 @@ class Optimizer:
         n_dev = _positive_int("n_dev", n_dev, 0)
         return self.epochs * (self.sample_size * n_train + n_dev)
 
-    def prepare(self, train: Dataset) -> Task:
+    def prepare(self, train: Dataset, unlabelled: Dataset | Sequence[str] | None = None) -> Task:
         """Fix the task and the prompt vocabulary from ``train``, as :meth:`fit` does first.
 
-        The task is ``train.task`` unless one was given; the candidates are built with
-        :func:`bdpl.vocab.build_vocabulary` from the training texts unless given. Calling it
+        The task is ``train.task`` unless one was given; the candidates, unless given, are
+        :func:`bdpl.vocabulary.gather_vocabulary` of the training texts and ``unlabelled``
+        (``vocab_size`` of them; kept in :attr:`vocabulary` with their sources). Calling it
         before :meth:`fit` lets :meth:`estimate_cost` see the real vocabulary.
 
         Raises:
-            ConfigError: the training texts yield fewer than 2 candidates.
+            ConfigError: the texts yield fewer than 2 candidates.
         """
         task = self.task = self._task_for(train)
         if self.candidates is None:
-            from bdpl.vocab import build_vocabulary
-
-            texts = [t for e in train.examples for t in (e.text_a, e.text_b) if t]
-            vocabulary = build_vocabulary(texts, size=self.vocab_size)
+            vocabulary = gather_vocabulary(train, unlabelled=unlabelled or (), size=self.vocab_size)
             if len(vocabulary) < 2:
                 raise ConfigError(
                     f"the training texts yield {len(vocabulary)} prompt candidates (need 2 or "
                     "more); pass candidates= explicitly"
                 )
+            self.vocabulary = vocabulary
             self._set_candidates(vocabulary)
         return task
 
@@ -457,8 +458,17 @@ class Optimizer:
         self.prepare(train)
         return estimate_fit_cost(self, train, dev, price=price)
 
-    def fit(self, train: Dataset, dev: Dataset | None = None) -> FitResult:
+    def fit(
+        self,
+        train: Dataset,
+        dev: Dataset | None = None,
+        *,
+        unlabelled: Dataset | Sequence[str] | None = None,
+    ) -> FitResult:
         """Learn a prompt on ``train``, evaluating on ``dev`` after each epoch.
+
+        ``unlabelled`` texts (or examples) join the training texts when the vocabulary is
+        built (see :meth:`prepare`); their labels are never read.
 
         Stops after ``epochs``, or cleanly when the metering layer's budget would be passed
         (``stop_reason="budget: <limit>"``), returning the best prompt found so far. The
@@ -471,7 +481,7 @@ class Optimizer:
             raise ConfigError("the training set is empty")
         if dev is not None and len(dev) == 0:
             raise ConfigError("the dev set is empty (pass dev=None to train without one)")
-        task = self.prepare(train)
+        task = self.prepare(train, unlabelled)
         examples = list(train.examples)
         # Every label is checked before the first paid query, not when its batch comes up.
         Dataset(task, train.examples).label_indices()
