@@ -17,6 +17,7 @@ from bdpl.backends.fake import FakeBackend, Planted
 from bdpl.backends.masked_lm import MaskedLMBackend
 from bdpl.backends.openai_chat import OpenAIChatBackend
 from bdpl.backends.openai_completion import OpenAIBackend
+from bdpl.baselines import ManualPrompt, RandomSearch
 from bdpl.data import (
     find_data_dir,
     load_split,
@@ -25,6 +26,7 @@ from bdpl.data import (
     read_examples,
     sample_k_shot,
 )
+from bdpl.demonstrations import DemonstrationTask, choose_demonstrations, with_demonstrations
 from bdpl.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -46,6 +48,7 @@ from bdpl.errors import (
     UnsupportedQueryError,
 )
 from bdpl.estimators import EstimatorState, get_estimator
+from bdpl.explain import Explanation, PositionExplanation
 from bdpl.metering import (
     Budget,
     CostEstimate,
@@ -84,15 +87,18 @@ __all__ = [
     "CostEstimate",
     "DataError",
     "Dataset",
+    "DemonstrationTask",
     "EpochRecord",
     "EstimatorState",
     "Example",
+    "Explanation",
     "FakeBackend",
     "FitResult",
     "InvalidTaskError",
     "LabelScores",
     "Ledger",
     "MalformedResponseError",
+    "ManualPrompt",
     "MaskedLMBackend",
     "Meter",
     "MeterStats",
@@ -102,10 +108,12 @@ __all__ = [
     "Optimizer",
     "OptimizerState",
     "Planted",
+    "PositionExplanation",
     "Price",
     "Query",
     "QueryCache",
     "QuotaExceededError",
+    "RandomSearch",
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
@@ -116,6 +124,7 @@ __all__ = [
     "Vocabulary",
     "__version__",
     "build_vocabulary",
+    "choose_demonstrations",
     "compute_metric",
     "english_words",
     "estimate_cost",
@@ -131,4 +140,5 @@ __all__ = [
     "read_examples",
     "sample_k_shot",
     "texts_of",
+    "with_demonstrations",
 ]

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
 from bdpl.vocabulary import Vocabulary, gather_vocabulary
+
+if TYPE_CHECKING:
+    from bdpl.explain import Explanation
 
 FORMAT_VERSION = 1
 LossName = Literal["ce", "hinge"]
@@ -415,6 +418,16 @@ class Optimizer:
         return compute_metric(
             task.metric, y_true, self.predict(dataset, prompt), num_classes=len(task.labels)
         )
+
+    def explain(
+        self, dataset: Dataset, *, top: int = 5, prompt: Sequence[str] | None = None
+    ) -> Explanation:
+        """Per position, the top candidates and the metric's change when the phrase is
+        removed or replaced by the next-best one, on ``dataset`` (metered like every query;
+        see :func:`bdpl.explain.explain`)."""
+        from bdpl.explain import explain
+
+        return explain(self, dataset, top=top, prompt=prompt)
 
     # ------------------------------------------------------------------- fit
     def max_queries(self, n_train: int, n_dev: int = 0) -> int:
