@@ -16,13 +16,11 @@ budget, ledger), so a comparison at equal cost is one line each::
 In-context demonstrations are a property of the task, not of the search: see
 :func:`bdpl.demonstrations.with_demonstrations`.
 
->>> from bdpl.backends.fake import FakeBackend, Planted
->>> from bdpl.tasks import Dataset, Example, get_task
->>> train = Dataset(get_task("sst2"), tuple(Example(f"review {i}", label=str(i % 2))
-...                                         for i in range(16)))
+>>> from bdpl import Dataset, Example, FakeBackend, Planted, get_task
 >>> words = ["good", "bad", "film", "plot", "truly", "meh"]
->>> fake = FakeBackend(planted=Planted.for_dataset(train, words, prompt_length=2, best=[0, 4],
-...                                                 strength=2.0))
+>>> train = Dataset(get_task("sst2"), [Example(f"review {i}", label=str(i % 2)) for i in range(16)])
+>>> planted = Planted.for_dataset(train, words, prompt_length=2, best=[0, 4], strength=2.0)
+>>> fake = FakeBackend(planted=planted)
 >>> search = RandomSearch(fake, candidates=words, prompt_length=2, sample_size=8, epochs=5,
 ...                       seed=0, cache=False)
 >>> result = search.fit(train, train)
@@ -34,9 +32,7 @@ In-context demonstrations are a property of the task, not of the search: see
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,9 +40,11 @@ import numpy as np
 from bdpl.backends.base import Backend
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.estimators import IntArray
-from bdpl.metering import Budget, Ledger, Meter, QueryCache
-from bdpl.optimizer import FitResult, LossName, Optimizer
+from bdpl.optimizer import FitResult, Optimizer
 from bdpl.tasks import Dataset, Task
+
+# What ManualPrompt passes on to the Optimizer: the metering, nothing that learns.
+_METERING = frozenset({"budget", "ledger", "cache", "meter", "meter_options"})
 
 
 class RandomSearch(Optimizer):
@@ -60,52 +58,25 @@ class RandomSearch(Optimizer):
     the same metering layer, so a :class:`~bdpl.metering.Budget` is never overshot and a
     budget stop returns the best prompt so far.
 
-    The arguments are the :class:`~bdpl.optimizer.Optimizer`'s that apply to a search without
-    a distribution (no estimator, no learning rate). The same ``seed`` gives the same prompts.
+    Args:
+        backend: the model.
+        options: the :class:`~bdpl.optimizer.Optimizer`'s keyword arguments, but for
+            ``learning_rate`` and ``estimator`` (a search has no distribution to learn).
+            The same ``seed`` gives the same prompts.
+
+    Raises:
+        ConfigError: as the Optimizer, or ``learning_rate``/``estimator`` given.
+
+    The prompt vocabulary, task, budget and meter are set up as the Optimizer's.
     The table of told losses is not part of :attr:`state`: a saved and reloaded search keeps
     its best prompt but starts a new table.
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        *,
-        task: Task | None = None,
-        candidates: Sequence[str] | None = None,
-        prompt_length: int = 10,
-        sample_size: int = 20,
-        loss: LossName = "ce",
-        margin: float = 1.0,
-        batch_size: int = 128,
-        epochs: int = 30,
-        vocab_size: int = 200,
-        seed: int = 0,
-        budget: Budget | None = None,
-        ledger: Ledger | str | Path | None = None,
-        cache: QueryCache | str | Path | bool | None = None,
-        meter: Meter | None = None,
-        meter_options: Mapping[str, Any] | None = None,
-        progress: bool = False,
-    ) -> None:
-        super().__init__(
-            backend,
-            task=task,
-            candidates=candidates,
-            prompt_length=prompt_length,
-            sample_size=sample_size,
-            loss=loss,
-            margin=margin,
-            batch_size=batch_size,
-            epochs=epochs,
-            vocab_size=vocab_size,
-            seed=seed,
-            budget=budget,
-            ledger=ledger,
-            cache=cache,
-            meter=meter,
-            meter_options=meter_options,
-            progress=progress,
-        )
+    def __init__(self, backend: Backend, **options: Any) -> None:
+        unused = sorted({"learning_rate", "estimator"} & set(options))
+        if unused:
+            raise ConfigError(f"RandomSearch has no distribution to learn; drop {unused}")
+        super().__init__(backend, **options)
         # prompt -> (sum of told losses, times told); a prompt drawn again refines its mean.
         self._told: dict[tuple[int, ...], tuple[float, int]] = {}
 
@@ -135,22 +106,6 @@ class RandomSearch(Optimizer):
         best = min(self._told, key=lambda k: self._told[k][0] / self._told[k][1])
         return self.tokens(best)
 
-    def fit(
-        self,
-        train: Dataset,
-        dev: Dataset | None = None,
-        *,
-        unlabelled: Dataset | Sequence[str] | None = None,
-    ) -> FitResult:
-        """Search on ``train``, keeping the best on ``dev``; as :meth:`Optimizer.fit
-        <bdpl.optimizer.Optimizer.fit>`."""
-        result = super().fit(train, dev, unlabelled=unlabelled)
-        # The base reads indices off its (here unused) distribution; these are the prompt's.
-        assert self.candidates is not None
-        return dataclasses.replace(
-            result, indices=[self.candidates.index(t) for t in result.prompt]
-        )
-
 
 class ManualPrompt(Optimizer):
     """The task's template alone, with no prompt in front: the zero-cost-to-learn baseline.
@@ -162,30 +117,18 @@ class ManualPrompt(Optimizer):
     Args:
         backend: the model.
         task: the task; :meth:`fit` takes it from the training set when not given.
-        budget, ledger, cache, meter, meter_options: as for
+        metering: ``budget``, ``ledger``, ``cache``, ``meter`` or ``meter_options``, as for
             :class:`~bdpl.optimizer.Optimizer`.
+
+    Raises:
+        ConfigError: any other keyword, or a bad metering setting.
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        *,
-        task: Task | None = None,
-        budget: Budget | None = None,
-        ledger: Ledger | str | Path | None = None,
-        cache: QueryCache | str | Path | bool | None = None,
-        meter: Meter | None = None,
-        meter_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            backend,
-            task=task,
-            budget=budget,
-            ledger=ledger,
-            cache=cache,
-            meter=meter,
-            meter_options=meter_options,
-        )
+    def __init__(self, backend: Backend, *, task: Task | None = None, **metering: Any) -> None:
+        extra = sorted(set(metering) - _METERING)
+        if extra:
+            raise ConfigError(f"ManualPrompt learns nothing; it takes no {extra}")
+        super().__init__(backend, task=task, **metering)
         self.best_prompt = []
 
     def recommend(self) -> list[str]:

@@ -6,16 +6,12 @@ removed, or replaced by the next most probable candidate. Every evaluation goes 
 optimizer's metering layer (cached, counted, under its budget), like any other query. This is
 the BDPL paper's case study of learned prompts, as a feature.
 
->>> from bdpl.backends.fake import FakeBackend, Planted
->>> from bdpl.optimizer import Optimizer
->>> from bdpl.tasks import Dataset, Example, get_task
->>> train = Dataset(get_task("sst2"), tuple(Example(f"review {i}", label=str(i % 2))
-...                                         for i in range(16)))
+>>> from bdpl import Dataset, Example, FakeBackend, Optimizer, Planted, get_task
 >>> words = ["good", "bad", "film", "plot", "truly", "meh"]
->>> fake = FakeBackend(planted=Planted.for_dataset(train, words, prompt_length=2, best=[0, 4],
-...                                                 strength=2.0))
->>> opt = Optimizer(fake, candidates=words, prompt_length=2, sample_size=8, batch_size=16,
-...                 epochs=20, seed=0, cache=False)
+>>> train = Dataset(get_task("sst2"), [Example(f"review {i}", label=str(i % 2)) for i in range(16)])
+>>> planted = Planted.for_dataset(train, words, prompt_length=2, best=[0, 4], strength=2.0)
+>>> opt = Optimizer(FakeBackend(planted=planted), candidates=words, prompt_length=2,
+...                 sample_size=8, batch_size=16, epochs=20, seed=0, cache=False)
 >>> _ = opt.fit(train)
 >>> report = opt.explain(train, top=2)
 >>> report.prompt, report.score

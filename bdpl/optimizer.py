@@ -548,13 +548,17 @@ class Optimizer:
         assert self.best_prompt is not None and self.best_state is not None
         return FitResult(
             prompt=list(self.best_prompt),
-            indices=[int(i) for i in np.argmax(self.estimator.probs(self.best_state), axis=1)],
+            indices=self._indices(self.best_prompt),
             dev_score=self.best_score,
             history=history,
             stop_reason=stop_reason,
             queries=self.queries - start,
             steps=steps,
         )
+
+    def _indices(self, prompt: Sequence[str]) -> list[int]:
+        assert self.candidates is not None
+        return [self.candidates.index(t) for t in prompt]
 
     def _keep_best(self, score: float | None) -> None:
         # A copy, not an alias: later updates must not change the kept distribution.

@@ -115,3 +115,11 @@ def test_manual_prompt_stops_cleanly_at_its_budget() -> None:
 def test_doctests() -> None:
     result = doctest.testmod(bdpl.baselines)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_baselines_reject_settings_they_do_not_use() -> None:
+    with pytest.raises(bdpl.ConfigError, match="learning_rate"):
+        RandomSearch(FAKE, learning_rate=0.1)
+    with pytest.raises(bdpl.ConfigError, match="prompt_length"):
+        ManualPrompt(FAKE, prompt_length=3)
+    assert ManualPrompt(FAKE, budget=Budget(max_queries=5)).meter.budget.max_queries == 5
