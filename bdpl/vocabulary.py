@@ -29,6 +29,7 @@ from importlib import resources
 from typing import Any, Literal, overload
 
 from bdpl._validate import positive_int
+from bdpl.errors import ConfigError
 from bdpl.tasks import Dataset, Example
 from bdpl.vocab import build_vocabulary, texts_of
 
@@ -97,11 +98,20 @@ def english_words() -> tuple[str, ...]:
     return tuple(w for w in (line.strip() for line in text.splitlines()) if w and w[0] != "#")
 
 
-def _corpus(texts: Dataset | Iterable[Example] | Iterable[str]) -> list[str]:
-    items = list(texts.examples if isinstance(texts, Dataset) else texts)
-    if all(isinstance(t, str) for t in items):
-        return [t for t in items if isinstance(t, str) and t.strip()]
-    return texts_of(e for e in items if isinstance(e, Example))
+def _corpus(name: str, texts: Dataset | Iterable[Example] | Iterable[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ConfigError(f"{name} must be a list of texts, not one string")
+    out: list[str] = []
+    for item in texts.examples if isinstance(texts, Dataset) else texts:
+        if isinstance(item, Example):
+            out.extend(texts_of([item]))
+        elif isinstance(item, str):
+            out.extend([item] if item.strip() else [])
+        else:
+            raise ConfigError(
+                f"{name} must hold strings or Examples, got a {type(item).__name__}: {item!r:.60}"
+            )
+    return out
 
 
 def gather_vocabulary(
@@ -127,11 +137,12 @@ def gather_vocabulary(
         A :class:`Vocabulary`; PMI phrases first, most frequent first within each source.
 
     Raises:
-        ConfigError: ``size`` < 1 or ``min_size`` < 0.
+        ConfigError: ``size`` < 1, ``min_size`` < 0, or texts that are neither strings nor
+            examples.
     """
     size = positive_int("size", size)
     target = size if min_size is None else min(size, positive_int("min_size", min_size, 0))
-    train, extra = _corpus(texts), _corpus(unlabelled)
+    train, extra = _corpus("texts", texts), _corpus("unlabelled", unlabelled)
     corpus = train + extra
     found: dict[str, Source] = {}
 

@@ -61,6 +61,10 @@ def test_vocabulary_is_a_sequence_and_json() -> None:
     assert data["counts"] == {"pmi": 5, "english": 3} and data["candidates"] == list(vocab)
     with pytest.raises(ConfigError, match="size"):
         gather_vocabulary(TEXTS, size=0)
+    with pytest.raises(ConfigError, match="not one string"):
+        gather_vocabulary("i like tea")
+    with pytest.raises(ConfigError, match="unlabelled must hold strings or Examples, got a int"):
+        gather_vocabulary(TEXTS, unlabelled=["fine", 3])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="one source per candidate"):
         Vocabulary(("a",), (), {})
 
