@@ -445,9 +445,17 @@ class Optimizer:
         before :meth:`fit` lets :meth:`estimate_cost` see the real vocabulary.
 
         Raises:
-            ConfigError: the texts yield fewer than 2 candidates.
+            ConfigError: the texts yield fewer than 2 candidates, or ``unlabelled`` comes
+                after the candidates were fixed without it (it would be ignored).
         """
         task = self.task = self._task_for(train)
+        if unlabelled and self.candidates is not None:
+            built = self.vocabulary
+            if built is None or not built.texts["unlabelled"]:
+                raise ConfigError(
+                    "unlabelled texts only serve to build the vocabulary, and this optimizer "
+                    "has its candidates already; pass them to the first prepare/fit/estimate_cost"
+                )
         if self.candidates is None:
             vocabulary = gather_vocabulary(train, unlabelled=unlabelled or (), size=self.vocab_size)
             if len(vocabulary) < 2:
@@ -460,7 +468,12 @@ class Optimizer:
         return task
 
     def estimate_cost(
-        self, train: Dataset, dev: Dataset | None = None, *, price: Price | None = None
+        self,
+        train: Dataset,
+        dev: Dataset | None = None,
+        *,
+        price: Price | None = None,
+        unlabelled: Dataset | Sequence[str] | None = None,
     ) -> CostEstimate:
         """Worst-case queries, requests, tokens and dollars of ``fit(train, dev)``.
 
@@ -468,7 +481,7 @@ class Optimizer:
         """
         from bdpl.metering import estimate_fit_cost
 
-        self.prepare(train)
+        self.prepare(train, unlabelled)
         return estimate_fit_cost(self, train, dev, price=price)
 
     def fit(

@@ -79,6 +79,21 @@ def test_fit_builds_from_train_and_unlabelled() -> None:
     assert opt.vocabulary is not None and opt.candidates == list(opt.vocabulary)
     assert opt.vocabulary.texts == {"train": 4, "unlabelled": 18}
     assert any("york" in c for c in opt.vocabulary)  # only the unlabelled texts have it
+    opt.fit(train, unlabelled=TEXTS)  # continuing is fine
+
+
+def test_unlabelled_texts_after_the_vocabulary_is_fixed_are_an_error() -> None:
+    train = Dataset(
+        get_task("sst2"), tuple(Example(f"film {i}", label=str(i % 2)) for i in range(4))
+    )
+    opt = Optimizer(FakeBackend(), epochs=1, sample_size=2, prompt_length=1, cache=False)
+    opt.prepare(train)  # e.g. by estimate_cost(train) without the unlabelled texts
+    with pytest.raises(ConfigError, match="pass them to the first"):
+        opt.fit(train, unlabelled=TEXTS)
+    given = Optimizer(FakeBackend(), candidates=["a", "b"], cache=False)
+    with pytest.raises(ConfigError, match="candidates already"):
+        given.prepare(train, unlabelled=TEXTS)
+    assert given.prepare(train, unlabelled=[]) == train.task
 
 
 def test_doctests() -> None:
