@@ -16,6 +16,7 @@ from bdpl.backends.causal_lm import CausalLMBackend
 from bdpl.backends.masked_lm import MaskedLMBackend
 from bdpl.backends.openai_chat import OpenAIChatBackend
 from bdpl.backends.openai_completion import OpenAIBackend, OpenAICompletionBackend
+from bdpl.baselines import ManualPrompt, RandomSearch
 from bdpl.data import (
     find_data_dir,
     load_split,
@@ -24,6 +25,7 @@ from bdpl.data import (
     read_examples,
     sample_k_shot,
 )
+from bdpl.demonstrations import DemonstrationTask, choose_demonstrations, with_demonstrations
 from bdpl.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -47,6 +49,7 @@ from bdpl.errors import (
     UnsupportedQueryError,
 )
 from bdpl.estimators import EstimatorState, get_estimator
+from bdpl.explain import Explanation, PositionExplanation
 from bdpl.metering import (
     Budget,
     CostEstimate,
@@ -65,6 +68,7 @@ from bdpl.tasks import PRESETS, Dataset, Example, Task, get_task
 from bdpl.testing import FakeBackend, Planted
 from bdpl.types import LabelScores, Query, Usage
 from bdpl.vocab import build_vocabulary, normalize_candidates, texts_of
+from bdpl.vocabulary import Vocabulary, english_words, gather_vocabulary
 
 __version__ = "0.1.0"
 
@@ -86,9 +90,11 @@ __all__ = [
     "CostEstimate",
     "DataError",
     "Dataset",
+    "DemonstrationTask",
     "EpochRecord",
     "EstimatorState",
     "Example",
+    "Explanation",
     "FakeBackend",
     "FitPlan",
     "FitResult",
@@ -96,6 +102,7 @@ __all__ = [
     "LabelScores",
     "Ledger",
     "MalformedResponseError",
+    "ManualPrompt",
     "MaskedLMBackend",
     "Meter",
     "MeterStats",
@@ -106,10 +113,12 @@ __all__ = [
     "Optimizer",
     "OptimizerState",
     "Planted",
+    "PositionExplanation",
     "Price",
     "Query",
     "QueryCache",
     "QuotaExceededError",
+    "RandomSearch",
     "RateLimitError",
     "ReplyTooLargeError",
     "RetryPolicy",
@@ -118,12 +127,16 @@ __all__ = [
     "UnknownPriceError",
     "UnsupportedQueryError",
     "Usage",
+    "Vocabulary",
     "__version__",
     "build_vocabulary",
+    "choose_demonstrations",
     "compute_metric",
+    "english_words",
     "estimate_cost",
     "estimate_fit_cost",
     "find_data_dir",
+    "gather_vocabulary",
     "get_estimator",
     "get_task",
     "load_split",
@@ -133,4 +146,5 @@ __all__ = [
     "read_examples",
     "sample_k_shot",
     "texts_of",
+    "with_demonstrations",
 ]

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -49,6 +49,10 @@ from bdpl.selection import PromptReport, Selection, compare, metric_interval
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores
 from bdpl.vocab import check_candidates
+from bdpl.vocabulary import Vocabulary, gather_vocabulary
+
+if TYPE_CHECKING:
+    from bdpl.explain import Explanation
 
 SelectionRule = Literal["paired", "best-dev"]
 SELECTIONS: tuple[str, ...] = ("paired", "best-dev")
@@ -274,6 +278,7 @@ class Optimizer:
         self.best_score: float | None = None
         self.dev_prompts: list[list[str]] = []
         self.candidates: list[str] | None = None
+        self.vocabulary: Vocabulary | None = None  # what prepare() built, with its sources
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self._estimator_state: EstimatorState | None = None
         if checked is not None:
@@ -430,6 +435,16 @@ class Optimizer:
             task.metric, y_true, self.predict(dataset, prompt), num_classes=len(task.labels)
         )
 
+    def explain(
+        self, dataset: Dataset, *, top: int = 5, prompt: Sequence[str] | None = None
+    ) -> Explanation:
+        """Per position, the top candidates and the metric's change when the phrase is
+        removed or replaced by the next-best one, on ``dataset`` (metered like every query;
+        see :func:`bdpl.explain.explain`)."""
+        from bdpl.explain import explain
+
+        return explain(self, dataset, top=top, prompt=prompt)
+
     # ------------------------------------------------------------------- fit
     def plan(self, n_train: int, n_dev: int = 0) -> FitPlan:
         """How :meth:`fit` on ``n_train`` training and ``n_dev`` dev examples sends queries.
@@ -453,32 +468,44 @@ class Optimizer:
         """Worst-case queries of :meth:`fit` (no prompt de-duplication, no cache hits)."""
         return self.plan(n_train, n_dev).max_queries
 
-    def prepare(self, train: Dataset) -> Task:
+    def prepare(self, train: Dataset, unlabelled: Dataset | Sequence[str] | None = None) -> Task:
         """Fix the task and the prompt vocabulary from ``train``, as :meth:`fit` does first.
 
-        The task is ``train.task`` unless one was given; the candidates are built with
-        :func:`bdpl.vocab.build_vocabulary` from the training texts unless given. Calling it
+        The task is ``train.task`` unless one was given; the candidates, unless given, are
+        :func:`bdpl.vocabulary.gather_vocabulary` of the training texts and ``unlabelled``
+        (``vocab_size`` of them; kept in :attr:`vocabulary` with their sources). Calling it
         before :meth:`fit` lets :meth:`estimate_cost` see the real vocabulary.
 
         Raises:
-            ConfigError: the training texts yield fewer than 2 candidates.
+            ConfigError: the texts yield fewer than 2 candidates, or ``unlabelled`` comes
+                after the candidates were fixed without it (it would be ignored).
         """
         task = self.task = self._task_for(train)
+        if unlabelled and self.candidates is not None:
+            built = self.vocabulary
+            if built is None or not built.texts["unlabelled"]:
+                raise ConfigError(
+                    "unlabelled texts only serve to build the vocabulary, and this optimizer "
+                    "has its candidates already; pass them to the first prepare/fit/estimate_cost"
+                )
         if self.candidates is None:
-            from bdpl.vocab import build_vocabulary
-
-            texts = [t for e in train.examples for t in (e.text_a, e.text_b) if t]
-            vocabulary = build_vocabulary(texts, size=self.vocab_size)
+            vocabulary = gather_vocabulary(train, unlabelled=unlabelled or (), size=self.vocab_size)
             if len(vocabulary) < 2:
                 raise ConfigError(
                     f"the training texts yield {len(vocabulary)} prompt candidates (need 2 or "
                     "more); pass candidates= explicitly"
                 )
+            self.vocabulary = vocabulary
             self._set_candidates(vocabulary)
         return task
 
     def estimate_cost(
-        self, train: Dataset, dev: Dataset | None = None, *, price: Price | None = None
+        self,
+        train: Dataset,
+        dev: Dataset | None = None,
+        *,
+        price: Price | None = None,
+        unlabelled: Dataset | Sequence[str] | None = None,
     ) -> CostEstimate:
         """Worst-case queries, requests, tokens and dollars of ``fit(train, dev)``.
 
@@ -489,7 +516,7 @@ class Optimizer:
             ConfigError: as :meth:`prepare`, or an empty training set.
             UnknownPriceError: a paid model with no price and none given.
         """
-        self.prepare(train)
+        self.prepare(train, unlabelled)
         return estimate_fit_cost(self, train, dev, price=price)
 
     def fit(
@@ -497,6 +524,7 @@ class Optimizer:
         train: Dataset,
         dev: Dataset | None = None,
         *,
+        unlabelled: Dataset | Sequence[str] | None = None,
         first_epoch: int = 0,
         on_step: Callable[[float], None] | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
@@ -510,6 +538,8 @@ class Optimizer:
         Args:
             train: the training set.
             dev: the dev set that picks the best epoch's prompt; ``None`` keeps the last.
+            unlabelled: texts (or examples) that join the training texts when the vocabulary
+                is built (see :meth:`prepare`); their labels are never read.
             first_epoch: the epoch to start at, to resume from a checkpoint saved (with
                 :meth:`save`) after epoch ``first_epoch - 1``: the result then equals an
                 uninterrupted fit's.
@@ -523,7 +553,7 @@ class Optimizer:
             raise ConfigError("the training set is empty")
         if dev is not None and len(dev) == 0:
             raise ConfigError("the dev set is empty (pass dev=None to train without one)")
-        task = self.prepare(train)
+        task = self.prepare(train, unlabelled)
         examples = list(train.examples)
         # Every label is checked before the first paid query, not when its batch comes up.
         Dataset(task, train.examples).label_indices()
@@ -585,12 +615,9 @@ class Optimizer:
                 chosen = self._select(task, train, dev)
             except BudgetExceededError as exc:  # the best-dev prompt stands, unchecked
                 stop_reason = f"budget: {exc.limit}"
-        kept = chosen is not None and chosen.kept_manual
         return FitResult(
             prompt=list(self.best_prompt),
-            indices=[]
-            if kept
-            else [int(i) for i in np.argmax(self.estimator.probs(self.best_state), axis=1)],
+            indices=self._indices(self.best_prompt),
             dev_score=self.best_score,
             history=history,
             stop_reason=stop_reason,
@@ -661,6 +688,10 @@ class Optimizer:
             dev_interval=interval,
             comparison=comparison,
         )
+
+    def _indices(self, prompt: Sequence[str]) -> list[int]:
+        assert self.candidates is not None
+        return [self.candidates.index(t) for t in prompt]
 
     def _keep_best(self, score: float | None) -> None:
         # A copy, not an alias: later updates must not change the kept distribution.

@@ -27,7 +27,8 @@ Deviations from the reference, all deliberate:
   A 16-shot training set gives few phrases at the reference's thresholds (2 for CoLA, 12 for
   SST-2): build the vocabulary from more unlabelled in-domain text (a preset's
   ``load_split(task, "pool")``), lower the thresholds, or pass your own list through
-  :func:`normalize_candidates`.
+  :func:`normalize_candidates`. :func:`bdpl.vocabulary.gather_vocabulary`, what the optimizer
+  uses by default, does the first two and then adds frequent English words.
 
 >>> texts = ["i like new york"] * 6 + ["you like new york"] * 6 + ["i like tea"] * 6
 >>> build_vocabulary(texts)
