@@ -317,6 +317,21 @@ def data(as_json: bool) -> None:
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="dev", show_default=True, help="train, dev or test.")
+@click.option("--top", default=5, show_default=True, help="Candidates listed per position.")
+@click.option("--cache", help="Query cache directory, or 'off'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+def explain(run: Path, split: str, top: int, cache: str | None, as_json: bool) -> None:
+    """Each position's top candidates, and the metric's change when its phrase is removed or
+    replaced by the next-best one (saved as RUN/explanation.json; queries are metered)."""
+    from bdpl.cli.explaining import explain_run, format_explanation
+
+    result = explain_run(run, split=split, top=top, cache=cache)
+    click.echo(json.dumps(result, indent=1) if as_json else format_explanation(result))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -106,7 +106,7 @@ def test_ledger_cache_and_data(bdpl: Run, tmp_path: Path) -> None:
 
 
 def test_help_explains_every_option(bdpl: Run) -> None:
-    for command in ("fit", "estimate", "eval", "ledger", "cache", "data"):
+    for command in ("fit", "estimate", "eval", "explain", "plot", "ledger", "cache", "data"):
         done = bdpl(command, "--help")
         assert done.returncode == 0 and "Usage: bdpl" in done.stdout
     assert "--max-dollars" in bdpl("fit", "--help").stdout
@@ -240,3 +240,15 @@ def test_cache_check_and_repair_a_damaged_cache(bdpl: Run, tmp_path: Path) -> No
     assert repaired.returncode == 0, repaired.stderr
     assert any(p.name.startswith("c.damaged-") for p in tmp_path.iterdir())
     assert bdpl("cache", "check", "--dir", "c").returncode == 0
+
+
+def test_explain_a_run(bdpl: Run, tmp_path: Path) -> None:
+    assert bdpl(*FIT, "--out", "run", "-q").returncode == 0
+    done = bdpl("explain", "run", "--json", "--top", "3")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    saved = json.loads((tmp_path / "run" / "explanation.json").read_text())
+    assert result == saved and result["split"] == "dev"
+    assert len(result["positions"]) == 3 and all(len(p["top"]) == 3 for p in result["positions"])
+    text = bdpl("explain", "run")
+    assert text.returncode == 0 and text.stdout.startswith("prompt [")
