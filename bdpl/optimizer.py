@@ -678,6 +678,7 @@ class Optimizer:
         interval = metric_interval(labels, kept.predictions.tolist(), task.metric, len(task.labels))
         return Selection(
             prompt=list(kept.prompt),
+            candidate=list(prompt),
             kept_manual=kept is manual,
             candidates=n,
             alpha=self.alpha,

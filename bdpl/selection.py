@@ -220,6 +220,7 @@ class Selection:
 
     Attributes:
         prompt: the prompt kept (``[]`` when the manual prompt was kept).
+        candidate: the learned prompt that was compared with the manual one.
         kept_manual: no learned candidate beat the manual prompt clearly on dev.
         candidates: distinct learned prompts compared (one per epoch at most).
         alpha: the family-wise significance level; each candidate is tested at
@@ -237,6 +238,7 @@ class Selection:
     """
 
     prompt: list[str]
+    candidate: list[str]
     kept_manual: bool
     candidates: int
     alpha: float
