@@ -28,6 +28,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from bdpl.backends.base import Backend, capabilities_of
+from bdpl.calibration import Calibration, calibrated_scores, check_calibration, extra_queries
 from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.estimators import (
     ESTIMATORS,
@@ -40,7 +41,7 @@ from bdpl.estimators import (
 )
 from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
 from bdpl.tasks import Dataset, Example, Task
-from bdpl.types import LabelScores
+from bdpl.types import LabelScores, Query
 
 FORMAT_VERSION = 1
 LossName = Literal["ce", "hinge"]
@@ -204,6 +205,10 @@ class Optimizer:
         meter_options: further keyword arguments for that ``Meter`` (``retry``, ``price``,
             ``max_concurrency``).
         progress: show a tqdm progress bar during :meth:`fit`.
+        calibration: remove the prompt's label prior from the label scores, in training and
+            in prediction alike (saved with the prompt): ``None`` (default, the paper's),
+            ``"content-free"`` (contextual calibration; a few extra queries per prompt) or
+            ``"batch"`` (batch calibration; no extra queries). See :mod:`bdpl.calibration`.
 
     Raises:
         ConfigError: on an invalid setting (the message names it).
@@ -231,7 +236,9 @@ class Optimizer:
         meter: Meter | None = None,
         meter_options: Mapping[str, Any] | None = None,
         progress: bool = False,
+        calibration: Calibration | None = None,
     ) -> None:
+        self.calibration = check_calibration(calibration)
         self.prompt_length = _positive_int("prompt_length", prompt_length)
         self.sample_size = _positive_int("sample_size", sample_size, 2)
         self.batch_size = _positive_int("batch_size", batch_size)
@@ -357,8 +364,18 @@ class Optimizer:
     def _score(
         self, task: Task, prompts: Sequence[Sequence[str]], examples: Sequence[Example]
     ) -> FloatArray:
-        """Label log-probs, ``len(prompts) x len(examples) x K``, in one metered call."""
-        queries = [task.render(p, e, separator=self.separator) for p in prompts for e in examples]
+        """Calibrated label log-probs, ``len(prompts) x len(examples) x K``, in one metered call."""
+        return calibrated_scores(
+            lambda queries: self._score_queries(task, queries),
+            task,
+            prompts,
+            examples,
+            method=self.calibration,
+            separator=self.separator,
+        )
+
+    def _score_queries(self, task: Task, queries: Sequence[Query]) -> FloatArray:
+        """Label log-probs of ``queries``, ``len(queries) x K``, in one metered call."""
         scores: list[LabelScores] = self.meter.score(queries)
         self.queries += len(queries)
         k = len(task.label_words)
@@ -366,8 +383,7 @@ class Optimizer:
             raise MalformedResponseError(
                 f"expected {len(queries)} answers of {k} label scores from the metering layer"
             )
-        arr = np.array([s.logprobs for s in scores], dtype=np.float64)
-        return arr.reshape(len(prompts), len(examples), k)
+        return np.array([s.logprobs for s in scores], dtype=np.float64).reshape(len(queries), k)
 
     def prompt_losses(
         self,
@@ -401,6 +417,11 @@ class Optimizer:
         task = self._task_for(dataset)
         if prompt is None:
             prompt = self.best_prompt if self.best_prompt is not None else self.recommend()
+        if self.calibration == "batch" and len(dataset) < 2:
+            raise ConfigError(
+                "batch calibration needs at least 2 examples predicted together (one alone is "
+                "always uniform); predict more at once or use calibration='content-free'"
+            )
         lp = self._score(task, [list(prompt)], list(dataset.examples))[0]
         return [int(i) for i in np.argmax(lp, axis=1)]
 
@@ -416,10 +437,17 @@ class Optimizer:
 
     # ------------------------------------------------------------------- fit
     def max_queries(self, n_train: int, n_dev: int = 0) -> int:
-        """Worst-case queries of :meth:`fit` (no prompt de-duplication, no cache hits)."""
+        """Worst-case queries of :meth:`fit` (no prompt de-duplication, no cache hits).
+
+        Content-free calibration adds its inputs once per sampled prompt per step and once
+        per dev evaluation.
+        """
         n_train = _positive_int("n_train", n_train, 0)
         n_dev = _positive_int("n_dev", n_dev, 0)
-        return self.epochs * (self.sample_size * n_train + n_dev)
+        extra = extra_queries(self.calibration)
+        steps = math.ceil(n_train / self.batch_size)
+        per_epoch = self.sample_size * (n_train + extra * steps) + (n_dev + extra if n_dev else 0)
+        return self.epochs * per_epoch
 
     def prepare(self, train: Dataset) -> Task:
         """Fix the task and the prompt vocabulary from ``train``, as :meth:`fit` does first.
@@ -560,6 +588,7 @@ class Optimizer:
             "epochs": self.epochs,
             "vocab_size": self.vocab_size,
             "seed": self.seed,
+            "calibration": self.calibration,
         }
 
     def save(self, path: str | Path) -> None:

@@ -7,10 +7,11 @@ recognises the learned prompt at the front of ``Query.before``, knows the correc
 every input it was built with, and raises or lowers the correct label's score by a per
 (position, candidate) effect, so there is a known best prompt an optimizer must find.
 
-The prompt is what :meth:`~bdpl.tasks.Task.render` put before the first input
-(``Query.input_spans``), less the template's own text there; it is split back into
-candidates, longest match first (candidates may hold spaces). The input is the text of the
-input spans.
+The prompt is what :meth:`~bdpl.tasks.Task.render` put at the template's ``<prompt>`` (before
+the first input by default): the parser finds it between the input spans
+(``Query.input_spans``) that surround that place, less the template's own text there, and
+splits it back into candidates, longest match first (candidates may hold spaces). The input
+is the text of the input spans.
 
 It fails loudly (:class:`~bdpl.errors.UnsupportedQueryError`) on anything it was not built
 to answer: no labels, duplicate labels, a batch larger than ``max_batch_size`` and, when
@@ -77,6 +78,8 @@ Fault = BaseException | Literal["malformed"]
 _UNPLANTED_SCALE = 3.0
 _TO_UNIT = 2.0 / 2**32
 _UNPACK = [struct.Struct(f"<{k}I").unpack for k in range(17)]
+# Marks where the prompt goes when the parser renders a probe (never in a real prompt).
+_MARK = "\x00"
 
 
 def _uniforms(key: bytes, n: int) -> list[float]:
@@ -237,14 +240,20 @@ class Planted:
 
 
 class _PromptParser:
-    """Finds the planted candidates in the prompt :meth:`Task.render` put first; sums effects."""
+    """Finds the planted candidates where :meth:`Task.render` put the prompt; sums effects."""
 
     def __init__(self, planted: Planted) -> None:
         task = planted.task
         probe = Example("x", "y" if task.is_pair else None)
-        q = task.render([], probe)
-        # Template text before the first input: what follows the prompt in ``before``.
-        self.prefix = q.before[: q.input_spans[0][0]]
+        empty, marked = task.render([], probe), task.render([_MARK], probe)
+        # The prompt sits between two input spans (or the start/end of ``before``): the
+        # ``gap``-th gap. The template's text in that gap is ``pre`` + prompt + ``post`` with
+        # a prompt, and ``self.bare`` without one.
+        at = marked.before.index(_MARK)
+        self.gap = sum(1 for _, end in marked.input_spans if end <= at)
+        region = self.region(marked.before, marked.input_spans)
+        self.pre, self.post = region.split(_MARK)
+        self.bare = self.region(empty.before, empty.input_spans)
         self.label_words = tuple(w.strip() for w in task.label_words)
         self.max_tokens = planted.prompt_length
         self.index = {tuple(c.split(" ")): i for i, c in enumerate(planted.candidates)}
@@ -252,8 +261,14 @@ class _PromptParser:
         self.effects = planted.effects
         self.cache: dict[str, float | None] = {}
 
+    def region(self, before: str, spans: Sequence[tuple[int, int]]) -> str:
+        """The text of ``before`` in the gap between input spans where the prompt goes."""
+        start = spans[self.gap - 1][1] if self.gap else 0
+        end = spans[self.gap][0] if self.gap < len(spans) else len(before)
+        return before[start:end]
+
     def effect(self, region: str) -> float:
-        """Summed effect of the prompt in ``region`` (the text before the first input)."""
+        """Summed effect of the prompt in ``region`` (see :meth:`region`)."""
         try:
             found = self.cache[region]
         except KeyError:
@@ -263,17 +278,19 @@ class _PromptParser:
         if found is None:
             raise UnsupportedQueryError(
                 f"FakeBackend: {region!r} is not at most {self.max_tokens} planted candidates "
-                f"followed by the template's {self.prefix!r}"
+                f"between the template's {self.pre!r} and {self.post!r}"
             )
         return found
 
     def _effect(self, region: str) -> float | None:
-        if not region.endswith(self.prefix):
-            return None
-        text = region[: len(region) - len(self.prefix)] if self.prefix else region
-        if not text:
+        if region == self.bare:
             return 0.0
-        tokens = self._split(text[:-1].split(" ")) if text.endswith(" ") else None
+        pre, post = self.pre, self.post
+        if len(region) <= len(pre) + len(post) or not (
+            region.startswith(pre) and region.endswith(post)
+        ):
+            return None
+        tokens = self._split(region[len(pre) : len(region) - len(post)].split(" "))
         if tokens is None:
             return None
         assert self.effects is not None
@@ -493,7 +510,7 @@ class FakeBackend:
         label = planted.answers.get(key)
         if label is None:
             raise UnsupportedQueryError(f"FakeBackend: unknown input {key[:80]!r}")
-        shift = parser.effect(before[: spans[0][0]])
+        shift = parser.effect(parser.region(before, spans))
         base = self._base.get(key)
         if base is None:
             seed = f"{planted.seed}\x00base\x00{key}".encode("utf-8", "surrogatepass")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bdpl.backends.base import capabilities_of
+from bdpl.calibration import content_free_queries, extra_queries
 from bdpl.errors import ConfigError
 from bdpl.metering.prices import Price, price_for
 from bdpl.metering.tokens import estimate_usage
@@ -186,11 +187,15 @@ def estimate_fit_cost(
     prompt = [longest] * optimizer.prompt_length
     examples = list(train.examples) + (list(dev.examples) if dev is not None else [])
     sample = [task.render(prompt, e, separator=optimizer.separator) for e in examples]
+    # Content-free calibration adds queries of its own inputs to every metered call.
+    extra = extra_queries(optimizer.calibration)
+    if extra:
+        sample += content_free_queries(task, prompt, separator=optimizer.separator)
     n_dev = len(dev) if dev is not None else 0
     per_epoch = [
-        optimizer.sample_size * min(optimizer.batch_size, len(train) - start)
+        optimizer.sample_size * (min(optimizer.batch_size, len(train) - start) + extra)
         for start in range(0, len(train), optimizer.batch_size)
-    ] + ([n_dev] if n_dev else [])
+    ] + ([n_dev + extra] if n_dev else [])
     n = optimizer.max_queries(len(train), n_dev)
     return estimate_cost(
         backend,
