@@ -251,9 +251,9 @@ class _PromptParser:
         # a prompt, and ``self.bare`` without one.
         at = marked.before.index(_MARK)
         self.gap = sum(1 for _, end in marked.input_spans if end <= at)
-        region = self.region(marked.before, marked.input_spans)
-        self.pre, self.post = region.split(_MARK)
-        self.bare = self.region(empty.before, empty.input_spans)
+        self.pre, self.post = self.gaps(marked.before, marked.input_spans)[self.gap].split(_MARK)
+        self.bare_gaps = self.gaps(empty.before, empty.input_spans)
+        self.bare = self.bare_gaps[self.gap]
         self.label_words = tuple(w.strip() for w in task.label_words)
         self.max_tokens = planted.prompt_length
         self.index = {tuple(c.split(" ")): i for i, c in enumerate(planted.candidates)}
@@ -261,11 +261,23 @@ class _PromptParser:
         self.effects = planted.effects
         self.cache: dict[str, float | None] = {}
 
+    @staticmethod
+    def gaps(before: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+        """The texts of ``before`` around the input spans (one more than there are spans)."""
+        ends = [0, *(b for _, b in spans)]
+        starts = [*(a for a, _ in spans), len(before)]
+        return [before[a:b] for a, b in zip(ends, starts, strict=True)]
+
     def region(self, before: str, spans: Sequence[tuple[int, int]]) -> str:
-        """The text of ``before`` in the gap between input spans where the prompt goes."""
-        start = spans[self.gap - 1][1] if self.gap else 0
-        end = spans[self.gap][0] if self.gap < len(spans) else len(before)
-        return before[start:end]
+        """The gap where the prompt goes; every other gap must be the template's own text."""
+        gaps = self.gaps(before, spans)
+        for i, (got, bare) in enumerate(zip(gaps, self.bare_gaps, strict=True)):
+            if i != self.gap and got != bare:
+                raise UnsupportedQueryError(
+                    f"FakeBackend: {got!r} is not the template's {bare!r}; the planted "
+                    f"task puts the prompt between {self.pre!r} and {self.post!r}"
+                )
+        return gaps[self.gap]
 
     def effect(self, region: str) -> float:
         """Summed effect of the prompt in ``region`` (see :meth:`region`)."""
