@@ -16,6 +16,12 @@ FILM = Example("A fine film", label="1")
 LONG = "a dull movie , the plot was terrible and the acting bad"
 
 
+def long_query(tok: Any, keep: int) -> tuple[Query, str]:
+    """The long input under the prompt ``great fine``, and its first ``keep`` tokens' text."""
+    cut = tok.decode(tok(LONG, add_special_tokens=False)["input_ids"][:keep])
+    return BEFORE_SLOT.render(["great", "fine"], Example(LONG)), cut
+
+
 def test_causal_lm_sees_the_prompt_before_the_slot_and_cuts_only_the_input(
     lm: Any, tok: Any
 ) -> None:
@@ -23,8 +29,7 @@ def test_causal_lm_sees_the_prompt_before_the_slot_and_cuts_only_the_input(
     from bdpl.backends.causal_lm import CausalLMBackend
 
     backend = CausalLMBackend(lm, tok, device="cpu", max_input_tokens=4)
-    q = BEFORE_SLOT.render(["great", "fine"], Example(LONG))
-    cut = tok.decode(tok(LONG, add_special_tokens=False)["input_ids"][:4])
+    q, cut = long_query(tok, 4)
     assert q.before == LONG + " It was great fine"
     [row] = backend._plan([q]).rows
     expected = backend._plan([Query(cut + " It was great fine", ".", q.labels)]).rows[0]
@@ -39,8 +44,7 @@ def test_masked_lm_sees_the_prompt_before_the_mask_and_cuts_only_the_input(
     from bdpl.backends.masked_lm import MaskedLMBackend
 
     backend = MaskedLMBackend(mlm, tok, device="cpu", max_input_tokens=6)
-    q = BEFORE_SLOT.render(["great", "fine"], Example(LONG))
-    cut = tok.decode(tok(LONG, add_special_tokens=False)["input_ids"][:6])
+    q, cut = long_query(tok, 6)
     _, rows, starts, _ = backend._plan([q])
     assert tok.decode(rows[0], skip_special_tokens=False) == (
         "<s>" + cut + " It was great fine<mask>.</s>"
