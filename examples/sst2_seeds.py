@@ -29,20 +29,23 @@ parser.add_argument("--out", default="benchmarks/results/main_job_seeds.json")
 args = parser.parse_args()
 
 backend = CausalLMBackend()
-rows = [run(seed, args.test_rows, backend=backend) for seed in args.seeds]
-manual = sum(r["manual_test"] for r in rows) / len(rows)
-learned = sum(r["learned_test"] for r in rows) / len(rows)
+rows = []
+for seed in args.seeds:
+    rows.append(run(seed, args.test_rows, backend=backend))
+    manual = sum(r["manual_test"] for r in rows) / len(rows)
+    learned = sum(r["learned_test"] for r in rows) / len(rows)
+    record = {
+        "template": TEMPLATE,
+        "settings": SETTINGS,
+        "runs": rows,
+        "mean_manual": manual,
+        "mean_learned": learned,
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    # Written after every seed, so a stopped run keeps what it measured.
+    Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 print(f"\n{'seed':>5} {'manual':>7} {'learned':>8}  prompt")
 for r in rows:
     print(f"{r['seed']:>5} {r['manual_test']:7.3f} {r['learned_test']:8.3f}  {r['prompt']}")
 print(f"{'mean':>5} {manual:7.3f} {learned:8.3f}  gain {100 * (learned - manual):+.1f} points")
-record = {
-    "template": TEMPLATE,
-    "settings": SETTINGS,
-    "runs": rows,
-    "mean_manual": manual,
-    "mean_learned": learned,
-    "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
-    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-}
-Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -24,8 +24,8 @@ from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset, Task
 from bdpl.vocab import build_vocabulary
 
-# The paper's template and verbalizer, with the learned prompt just before the slot.
-TEMPLATE = "<s1> It was <prompt> <slot>."
+# The paper's template and verbalizer; the learned prompt goes first, as in the paper.
+TEMPLATE = "<s1> It was <slot>."
 VERBALIZER = {"0": "terrible", "1": "great"}
 SETTINGS: dict[str, Any] = {
     "calibration": "content-free",

@@ -23,6 +23,9 @@ def test_sst2_smollm2_example_runs(
     manual = re.search(r"manual prompt \(no learned tokens\): test accuracy (\d\.\d+)", out)
     learned = re.search(r"learned prompt: test accuracy (\d\.\d+)", out)
     assert manual and learned and "total wall time" in out
-    # The Review template alone is far above chance on these rows (the paper's is not).
-    assert float(manual.group(1)) >= 0.7
+    # It says what it is doing while it works (a progress bar goes to stderr).
+    assert "scoring the manual prompt on 40 test rows" in out and "epoch 0:" in out
+    # Calibrated, the paper's template alone is above chance on these rows (uncalibrated it
+    # answers "great" almost always).
+    assert float(manual.group(1)) >= 0.6
     assert 0.0 <= float(learned.group(1)) <= 1.0
