@@ -499,6 +499,8 @@ class Optimizer:
             raise ConfigError("the training set is empty")
         if dev is not None and len(dev) == 0:
             raise ConfigError("the dev set is empty (pass dev=None to train without one)")
+        if dev is not None and len(dev) < 2 and self.calibration == "batch":
+            raise ConfigError("batch calibration needs a dev set of at least 2 examples")
         task = self.prepare(train)
         examples = list(train.examples)
         # Every label is checked before the first paid query, not when its batch comes up.

@@ -244,3 +244,15 @@ def test_bad_calibration_settings_are_config_errors() -> None:
                     cache=False)  # fmt: skip
     with pytest.raises(ConfigError, match="at least 2 examples"):
         opt.predict(sst2(1), ["w1"])
+    with pytest.raises(ConfigError, match="dev set of at least 2"):
+        opt.fit(sst2(4), sst2(1, offset=10))
+    assert opt.queries == 0  # refused before any query
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import bdpl.calibration
+
+    result = doctest.testmod(bdpl.calibration)
+    assert result.attempted > 0 and result.failed == 0
