@@ -30,6 +30,7 @@ import numpy as np
 from bdpl import checkpoint
 from bdpl._validate import positive_int
 from bdpl.backends.base import Backend, capabilities_of
+from bdpl.calibration import Calibration, calibrated_scores, check_calibration, extra_queries
 from bdpl.checkpoint import FORMAT_VERSION
 from bdpl.errors import BudgetExceededError, ConfigError, MalformedResponseError
 from bdpl.estimators import (
@@ -47,7 +48,7 @@ from bdpl.metrics import compute_metric
 from bdpl.plan import FitPlan, estimate_fit_cost
 from bdpl.selection import PromptReport, Selection, compare, metric_interval
 from bdpl.tasks import Dataset, Example, Task
-from bdpl.types import LabelScores
+from bdpl.types import LabelScores, Query
 from bdpl.vocab import check_candidates
 from bdpl.vocabulary import Vocabulary, gather_vocabulary
 
@@ -191,6 +192,10 @@ class Optimizer:
             dev examples this often keeps a lucky prompt).
         alpha: the family-wise significance level of ``"paired"``.
         progress: show a tqdm progress bar during :meth:`fit`.
+        calibration: remove the prompt's label prior from the label scores, in training and
+            in prediction alike (saved with the prompt): ``None`` (default, the paper's),
+            ``"content-free"`` (contextual calibration; a few extra queries per prompt) or
+            ``"batch"`` (batch calibration; no extra queries). See :mod:`bdpl.calibration`.
 
     Raises:
         ConfigError: on an invalid setting (the message names it), no backend and no meter,
@@ -221,7 +226,9 @@ class Optimizer:
         meter: Meter | None = None,
         meter_options: Mapping[str, Any] | None = None,
         progress: bool = False,
+        calibration: Calibration | None = None,
     ) -> None:
+        self.calibration = check_calibration(calibration)
         self.prompt_length = positive_int("prompt_length", prompt_length)
         self.sample_size = positive_int("sample_size", sample_size, 2)
         self.batch_size = positive_int("batch_size", batch_size)
@@ -380,8 +387,18 @@ class Optimizer:
     def _score(
         self, task: Task, prompts: Sequence[Sequence[str]], examples: Sequence[Example]
     ) -> FloatArray:
-        """Label log-probs, ``len(prompts) x len(examples) x K``, in one metered call."""
-        queries = [task.render(p, e, separator=self.separator) for p in prompts for e in examples]
+        """Calibrated label log-probs, ``len(prompts) x len(examples) x K``, in one metered call."""
+        return calibrated_scores(
+            lambda queries: self._score_queries(task, queries),
+            task,
+            prompts,
+            examples,
+            method=self.calibration,
+            separator=self.separator,
+        )
+
+    def _score_queries(self, task: Task, queries: Sequence[Query]) -> FloatArray:
+        """Label log-probs of ``queries``, ``len(queries) x K``, in one metered call."""
         scores: list[LabelScores] = self.meter.score(queries)
         self.queries += len(queries)
         k = len(task.label_words)
@@ -389,8 +406,7 @@ class Optimizer:
             raise MalformedResponseError(
                 f"expected {len(queries)} answers of {k} label scores from the metering layer"
             )
-        arr = np.array([s.logprobs for s in scores], dtype=np.float64)
-        return arr.reshape(len(prompts), len(examples), k)
+        return np.array([s.logprobs for s in scores], dtype=np.float64).reshape(len(queries), k)
 
     def prompt_losses(
         self,
@@ -424,6 +440,11 @@ class Optimizer:
         task = self._task_for(dataset)
         if prompt is None:
             prompt = self.best_prompt if self.best_prompt is not None else self.recommend()
+        if self.calibration == "batch" and len(dataset) < 2:
+            raise ConfigError(
+                "batch calibration needs at least 2 examples predicted together (one alone is "
+                "always uniform); predict more at once or use calibration='content-free'"
+            )
         lp = self._score(task, [list(prompt)], list(dataset.examples))[0]
         return [int(i) for i in np.argmax(lp, axis=1)]
 
@@ -462,6 +483,7 @@ class Optimizer:
             sample_size=self.sample_size,
             epochs=self.epochs,
             paired_selection=self.selection == "paired",
+            extra=extra_queries(self.calibration),
         )
 
     def max_queries(self, n_train: int, n_dev: int = 0) -> int:
@@ -553,6 +575,8 @@ class Optimizer:
             raise ConfigError("the training set is empty")
         if dev is not None and len(dev) == 0:
             raise ConfigError("the dev set is empty (pass dev=None to train without one)")
+        if dev is not None and len(dev) < 2 and self.calibration == "batch":
+            raise ConfigError("batch calibration needs a dev set of at least 2 examples")
         task = self.prepare(train, unlabelled)
         examples = list(train.examples)
         # Every label is checked before the first paid query, not when its batch comes up.
@@ -723,6 +747,7 @@ class Optimizer:
             "seed": self.seed,
             "selection": self.selection,
             "alpha": self.alpha,
+            "calibration": self.calibration,
         }
 
     def save(self, path: str | Path) -> None:
@@ -837,6 +862,7 @@ _SETTINGS = frozenset(
         "seed",
         "selection",
         "alpha",
+        "calibration",
     }
 )
 

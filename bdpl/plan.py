@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bdpl._validate import positive_int
+from bdpl.calibration import content_free_queries, extra_queries
 from bdpl.errors import ConfigError
 from bdpl.metering import CostEstimate, Price, estimate_cost, estimate_usage
 
@@ -39,6 +40,8 @@ class FitPlan:
         batches: training examples in each step of an epoch, in order.
         dev_size: dev examples scored once per epoch (0 without a dev set).
         final_calls: queries of each metered call after the epochs.
+        extra: queries a calibration adds per prompt scored in a call (content-free
+            calibration scores its content-free inputs under each prompt).
 
     >>> plan = FitPlan.for_fit(n_train=20, n_dev=4, batch_size=8, sample_size=3, epochs=2)
     >>> plan.batches, plan.epoch_calls
@@ -52,6 +55,7 @@ class FitPlan:
     batches: tuple[int, ...]
     dev_size: int = 0
     final_calls: tuple[int, ...] = ()
+    extra: int = 0
 
     @classmethod
     def for_fit(
@@ -63,10 +67,12 @@ class FitPlan:
         sample_size: int,
         epochs: int,
         paired_selection: bool = False,
+        extra: int = 0,
     ) -> FitPlan:
         """The plan of a fit on ``n_train`` training and ``n_dev`` dev examples.
 
-        ``paired_selection`` adds the selection's calls (only with a dev set).
+        ``paired_selection`` adds the selection's calls (only with a dev set); ``extra`` is
+        what a calibration adds per prompt scored in a call.
 
         Raises:
             ConfigError: a count that is not a non-negative (sizes: positive) integer.
@@ -81,7 +87,12 @@ class FitPlan:
             sample_size=positive_int("sample_size", sample_size),
             batches=batches,
             dev_size=n_dev,
-            final_calls=(n_dev, n_dev, n_train, n_train) if paired_selection and n_dev else (),
+            final_calls=(
+                tuple(n + extra for n in (n_dev, n_dev, n_train, n_train))
+                if paired_selection and n_dev
+                else ()
+            ),
+            extra=positive_int("extra", extra, 0),
         )
 
     @property
@@ -103,8 +114,8 @@ class FitPlan:
     @property
     def epoch_calls(self) -> tuple[int, ...]:
         """Queries in each metered call of an epoch, at most: the steps', then the dev set's."""
-        steps = tuple(self.sample_size * b for b in self.batches)
-        return steps + ((self.dev_size,) if self.dev_size else ())
+        steps = tuple(self.sample_size * (b + self.extra) for b in self.batches)
+        return steps + ((self.dev_size + self.extra,) if self.dev_size else ())
 
     @property
     def calls(self) -> tuple[int, ...]:
@@ -167,6 +178,8 @@ def estimate_fit_cost(
     prompt = [longest] * optimizer.prompt_length
     examples = list(train.examples) + (list(dev.examples) if dev is not None else [])
     sample = [task.render(prompt, e, separator=optimizer.separator) for e in examples]
+    if extra_queries(optimizer.calibration):  # its content-free inputs under the same prompt
+        sample += content_free_queries(task, prompt, separator=optimizer.separator)
     plan = optimizer.plan(len(train), len(dev) if dev is not None else 0)
     return estimate_cost(
         meter.backend,

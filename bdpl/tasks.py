@@ -1,14 +1,22 @@
 """Tasks: a template, a verbalizer and a metric, plus the presets of the BDPL paper.
 
 A template is a string with the placeholders ``<s1>`` (first input), ``<s2>`` (second input,
-pair tasks), ``<sep>`` (the backend's pair separator) and exactly one ``<slot>`` (where the label
-word goes). The learned prompt is put before the rendered template.
+pair tasks), ``<sep>`` (the backend's pair separator), exactly one ``<slot>`` (where the label
+word goes) and at most one ``<prompt>`` (where the learned prompt goes; without it, the prompt
+is put before the rendered template, as in the BDPL paper). With an empty prompt the
+``<prompt>`` placeholder and one space beside it vanish, so the template reads as without it.
 
 >>> task = Task(name="sst2", template="<s1> It was <slot>.",
 ...             verbalizer={"0": "terrible", "1": "great"}, metric="accuracy")
 >>> q = task.render(["wonderful"], Example("A fine film", label="1"))
 >>> q.before, q.labels, q.after
 ('wonderful A fine film It was', (' terrible', ' great'), '.')
+>>> near = Task(name="sst2", template="<s1> It was <prompt> <slot>.",
+...             verbalizer={"0": "terrible", "1": "great"})
+>>> near.render(["truly", "so"], Example("A fine film")).before
+'A fine film It was truly so'
+>>> near.render([], Example("A fine film")).before
+'A fine film It was'
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from bdpl.types import Query, is_trailing_punctuation
 
 Metric = Literal["accuracy", "f1", "macro_f1", "matthews"]
 _METRICS = ("accuracy", "f1", "macro_f1", "matthews")
-_PLACEHOLDER = re.compile(r"<(s1|s2|sep|slot)>")
+_PLACEHOLDER = re.compile(r"<(s1|s2|sep|slot|prompt)>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +49,10 @@ class Task:
 
     Args:
         name: a short name, stored with saved prompts.
-        template: the text around the inputs, with ``<s1>``, optional ``<s2>``/``<sep>`` and one
-            ``<slot>``; the slot must come last but for trailing punctuation/space so that
-            causal models can score the label as the next token.
+        template: the text around the inputs, with ``<s1>``, optional ``<s2>``/``<sep>``, one
+            ``<slot>`` and at most one ``<prompt>`` (where the learned prompt goes; default:
+            before everything); the slot must come last but for trailing punctuation/space so
+            that causal models can score the label as the next token.
         verbalizer: data label -> label word. Its order fixes the class order.
         metric: ``"accuracy"``, ``"f1"`` (binary, positive = second class), ``"macro_f1"`` or
             ``"matthews"``.
@@ -82,6 +91,11 @@ class Task:
             raise InvalidTaskError(
                 f"task {self.name!r}: template {self.template!r} must contain exactly one <slot>"
             )
+        if names.count("prompt") > 1 or "prompt" in names[names.index("slot") :]:
+            raise InvalidTaskError(
+                f"task {self.name!r}: template {self.template!r} may hold one <prompt>, "
+                "before the <slot>"
+            )
         if "s1" not in names:
             raise InvalidTaskError(f"task {self.name!r}: template {self.template!r} lacks <s1>")
         tail = parts[-1] if names[-1] == "slot" else None
@@ -102,6 +116,8 @@ class Task:
                 f"task {self.name!r}: unknown metric {self.metric!r}; use one of {_METRICS}"
             )
         object.__setattr__(self, "verbalizer", dict(self.verbalizer))
+        if "prompt" not in names:  # the paper's placement: the prompt, a space, the template
+            parts = ("", "prompt", " " + parts[0], *parts[1:])
         object.__setattr__(self, "_parts", parts)
 
     @property
@@ -133,10 +149,12 @@ class Task:
             ) from None
 
     def render(self, prompt: Sequence[str], example: Example, *, separator: str = "\n") -> Query:
-        """Build the query for ``example`` with the learned ``prompt`` tokens in front.
+        """Build the query for ``example`` with the learned ``prompt`` tokens in it.
 
         Args:
-            prompt: prompt tokens/phrases; joined by spaces and put before the template.
+            prompt: prompt tokens/phrases; joined by spaces and put at ``<prompt>`` (before
+                the template when it has none). Empty: ``<prompt>`` and one space beside it
+                are dropped.
             example: the input.
             separator: what ``<sep>`` becomes (the backend's ``pair_separator``).
         """
@@ -154,14 +172,21 @@ class Task:
             pos += len(text)
 
         prompt_text = " ".join(t.strip() for t in prompt if t.strip())
-        if prompt_text:
-            put(prompt_text + " ")
-        parts = self._parts
+        parts = list(self._parts)
         slot_at = parts.index("slot", 1)
+        if not prompt_text:
+            # Drop one space beside the empty prompt: "a <prompt> b" reads "a b", not "a  b".
+            at = parts.index("prompt", 1)
+            if parts[at + 1].startswith(" "):
+                parts[at + 1] = parts[at + 1][1:]
+            elif parts[at - 1].endswith(" "):
+                parts[at - 1] = parts[at - 1][:-1]
         for i in range(slot_at):
             part = parts[i]
             if i % 2 == 0:
                 put(part)
+            elif part == "prompt":
+                put(prompt_text)
             elif part == "s1":
                 put(example.text_a.strip(), is_input=True)
             elif part == "s2":

@@ -72,7 +72,7 @@ def test_a_version_1_file_still_loads_and_resumes(tmp_path: Path, estimator: str
     old = json.loads(V1_FILES[estimator])
     opt = Optimizer.load(path, FakeBackend(), cache=False)
     assert opt.best_prompt == old["prompt"] == ["film", "film"]
-    expected = {**old["settings"], "selection": "best-dev", "alpha": 0.05}
+    expected = {**old["settings"], "selection": "best-dev", "alpha": 0.05, "calibration": None}
     assert opt.settings() == expected and opt.candidates == old["candidates"]
     np.testing.assert_array_equal(opt.probs, old["distribution"])
     assert opt.ask()[0].tolist() == NEXT_ASK[estimator]  # the random state came back too

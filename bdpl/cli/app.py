@@ -106,6 +106,8 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
     click.option("--selection", type=click.Choice(["paired", "best-dev"]),
                  help="Keep the learned prompt only if it beats the manual one clearly on dev "
                  "(paired), or the best-dev prompt (best-dev) [paired]."),
+    click.option("--calibration", type=click.Choice(["none", "content-free", "batch"]),
+                 help="Remove the label prior in training and prediction [none]."),
     click.option("--alpha", type=float, help="Significance level of the paired selection "
                  "[0.05]."),
     click.option("--max-dollars", type=float, help="Budget: dollars."),

@@ -70,6 +70,7 @@ class RunConfig(BaseModel):
     vocab_size: int = Field(default=200, ge=2)
     seed: int = Field(default=0, ge=0)
     selection: Literal["paired", "best-dev"] = "paired"
+    calibration: Literal["none", "content-free", "batch"] = "none"
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # money
     max_dollars: float | None = Field(default=None, ge=0)

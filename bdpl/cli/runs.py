@@ -211,6 +211,7 @@ def optimizer_settings(config: RunConfig) -> dict[str, Any]:
         "seed": config.seed,
         "selection": config.selection,
         "alpha": config.alpha,
+        "calibration": None if config.calibration == "none" else config.calibration,
     }
 
 

@@ -188,6 +188,17 @@ class Planted:
         return [self.candidates[b] for b in self.best]
 
 
+# Marks where the prompt goes when the oracle renders a probe (never in a real prompt).
+_MARK = "\x00"
+
+
+def _gaps(before: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The texts of ``before`` around the input spans (one more than there are spans)."""
+    ends = [0, *(b for _, b in spans)]
+    starts = [*(a for a, _ in spans), len(before)]
+    return [before[a:b] for a, b in zip(ends, starts, strict=True)]
+
+
 class PlantedOracle:
     """Turns a query rendered for a :class:`Planted` task into logits (thread-safe).
 
@@ -202,9 +213,15 @@ class PlantedOracle:
         self._uniforms = uniforms
         task = planted.task
         probe = Example("x", "y" if task.is_pair else None)
-        q = task.render([], probe)
-        # Template text before the first input: what follows the prompt in ``before``.
-        self.prefix = q.before[: q.input_spans[0][0]]
+        empty, marked = task.render([], probe), task.render([_MARK], probe)
+        # The prompt sits between two input spans (or the start/end of ``before``): the
+        # ``gap``-th gap. The template's text in that gap is ``pre`` + prompt + ``post`` with
+        # a prompt, and ``self.bare`` without one.
+        at = marked.before.index(_MARK)
+        self.gap = sum(1 for _, end in marked.input_spans if end <= at)
+        self.pre, self.post = _gaps(marked.before, marked.input_spans)[self.gap].split(_MARK)
+        self.bare_gaps = _gaps(empty.before, empty.input_spans)
+        self.bare = self.bare_gaps[self.gap]
         self.label_words = tuple(w.strip() for w in task.label_words)
         self.max_tokens = planted.prompt_length
         self.index = {tuple(c.split(" ")): i for i, c in enumerate(planted.candidates)}
@@ -236,7 +253,7 @@ class PlantedOracle:
         label = planted.answers.get(key)
         if label is None:
             raise UnsupportedQueryError(f"FakeBackend: unknown input {key[:80]!r}")
-        shift = self.effect(before[: spans[0][0]])
+        shift = self.effect(self.region(before, spans))
         base = self._base.get(key)
         if base is None:
             seed = f"{planted.seed}\x00base\x00{key}".encode("utf-8", "surrogatepass")
@@ -246,8 +263,19 @@ class PlantedOracle:
         z[label] += shift
         return z
 
+    def region(self, before: str, spans: Sequence[tuple[int, int]]) -> str:
+        """The gap where the prompt goes; every other gap must be the template's own text."""
+        gaps = _gaps(before, spans)
+        for i, (got, bare) in enumerate(zip(gaps, self.bare_gaps, strict=True)):
+            if i != self.gap and got != bare:
+                raise UnsupportedQueryError(
+                    f"FakeBackend: {got!r} is not the template's {bare!r}; the planted "
+                    f"task puts the prompt between {self.pre!r} and {self.post!r}"
+                )
+        return gaps[self.gap]
+
     def effect(self, region: str) -> float:
-        """Summed effect of the prompt in ``region`` (the text before the first input)."""
+        """Summed effect of the prompt in ``region`` (see :meth:`region`)."""
         try:
             found = self._effects[region]
         except KeyError:
@@ -257,17 +285,19 @@ class PlantedOracle:
         if found is None:
             raise UnsupportedQueryError(
                 f"FakeBackend: {region!r} is not at most {self.max_tokens} planted candidates "
-                f"followed by the template's {self.prefix!r}"
+                f"between the template's {self.pre!r} and {self.post!r}"
             )
         return found
 
     def _effect(self, region: str) -> float | None:
-        if not region.endswith(self.prefix):
-            return None
-        text = region[: len(region) - len(self.prefix)] if self.prefix else region
-        if not text:
+        if region == self.bare:
             return 0.0
-        tokens = self._split(text[:-1].split(" ")) if text.endswith(" ") else None
+        pre, post = self.pre, self.post
+        if len(region) <= len(pre) + len(post) or not (
+            region.startswith(pre) and region.endswith(post)
+        ):
+            return None
+        tokens = self._split(region[len(pre) : len(region) - len(post)].split(" "))
         if tokens is None:
             return None
         effects = self.planted.effects
