@@ -183,13 +183,13 @@ class Optimizer:
         meter_options: deprecated (removed in the next release): further keyword arguments
             for the ``Meter`` built here. Build the meter instead:
             ``meter=Meter(backend, price=..., retry=..., max_concurrency=...)``.
-        selection: how :meth:`fit` picks its prompt on dev. ``"paired"`` (default): the
-            best-dev epoch's prompt is kept only if it beats the manual prompt (the template
-            alone) clearly on the same dev examples — lower loss by a paired bootstrap and
-            correctness not significantly worse, at level ``alpha`` divided by the number of
-            distinct prompts looked at (see :mod:`bdpl.selection`) — else the manual prompt
-            is kept. ``"best-dev"``: the best-dev epoch's prompt, as the paper does (with 32
-            dev examples this often keeps a lucky prompt).
+        selection: how :meth:`fit` picks its prompt on dev. ``"best-dev"`` (default): the
+            best-dev epoch's prompt, as the paper does. ``"paired"``: that prompt is kept only
+            if it beats the manual prompt (the template alone) clearly on the same dev
+            examples — lower loss by a paired bootstrap and correctness not significantly
+            worse, at level ``alpha`` divided by the number of distinct prompts looked at
+            (see :mod:`bdpl.selection`) — else the manual prompt is kept. With a dev set,
+            either rule reports the comparison in :attr:`FitResult.selection`.
         alpha: the family-wise significance level of ``"paired"``.
         progress: show a tqdm progress bar during :meth:`fit`.
         calibration: remove the prompt's label prior from the label scores, in training and
@@ -218,7 +218,7 @@ class Optimizer:
         epochs: int = 30,
         vocab_size: int = 200,
         seed: int = 0,
-        selection: SelectionRule = "paired",
+        selection: SelectionRule = "best-dev",
         alpha: float = 0.05,
         budget: Budget | None = None,
         ledger: Ledger | str | Path | None = None,
@@ -482,7 +482,7 @@ class Optimizer:
             batch_size=self.batch_size,
             sample_size=self.sample_size,
             epochs=self.epochs,
-            paired_selection=self.selection == "paired",
+            paired_selection=True,
             extra=extra_queries(self.calibration),
         )
 
@@ -634,7 +634,7 @@ class Optimizer:
             self._keep_best(None)
         assert self.best_prompt is not None and self.best_state is not None
         chosen: Selection | None = None
-        if dev is not None and self.selection == "paired" and self.best_prompt:
+        if dev is not None and self.best_prompt:
             try:
                 chosen = self._select(task, train, dev)
             except BudgetExceededError as exc:  # the best-dev prompt stands, unchecked
@@ -661,19 +661,26 @@ class Optimizer:
         return PromptReport(tuple(prompt), metric, losses, predicted == labels, predicted)
 
     def _select(self, task: Task, train: Dataset, dev: Dataset) -> Selection:
-        """Keep the best-dev prompt only if it clearly beats the manual one (``selection``)."""
+        """Compare the best-dev prompt with the manual one; under ``"paired"``, keep the manual
+        one unless the learned one wins clearly."""
         assert self.best_prompt is not None
         looked_at = max(1, len(self.dev_prompts))
         chosen = self.choose(
             Dataset(task, train.examples), Dataset(task, dev.examples), self.best_prompt,
-            looked_at=looked_at,
+            looked_at=looked_at, enforce=self.selection == "paired",
         )  # fmt: skip
         if chosen.kept_manual:
             self.best_prompt, self.best_score = [], chosen.manual_dev
         return chosen
 
     def choose(
-        self, train: Dataset, dev: Dataset, prompt: Sequence[str], *, looked_at: int = 1
+        self,
+        train: Dataset,
+        dev: Dataset,
+        prompt: Sequence[str],
+        *,
+        looked_at: int = 1,
+        enforce: bool = True,
     ) -> Selection:
         """Whether ``prompt`` beats the manual prompt clearly on ``dev`` (see ``selection``).
 
@@ -684,6 +691,8 @@ class Optimizer:
             prompt: the learned prompt.
             looked_at: how many distinct prompts were evaluated on ``dev`` to find this one;
                 the test's level is ``alpha / looked_at``.
+            enforce: keep the manual prompt when ``prompt`` does not win clearly; ``False``
+                keeps ``prompt`` anyway and only reports the comparison.
 
         Returns:
             The :class:`~bdpl.selection.Selection`: ``prompt`` if it wins, else ``[]``.
@@ -695,7 +704,7 @@ class Optimizer:
         comparison = compare(
             learned.losses, manual.losses, learned.correct, manual.correct, alpha=self.alpha / n
         )
-        kept = learned if comparison.better else manual
+        kept = learned if comparison.better or not enforce else manual
         on_train = self.report(train, kept.prompt).metric
         manual_train = self.report(train, []).metric  # a cache hit when the manual one is kept
         labels = dev.label_indices()

@@ -30,7 +30,7 @@ class FitPlan:
     ``sample_size`` prompts on its batch in one metered call, and after the steps one more
     call scores the dev set (when there is one) with the argmax prompt.
 
-    After the epochs, a ``"paired"`` selection (see :class:`~bdpl.optimizer.Optimizer`)
+    After the epochs, with a dev set, the selection (see :class:`~bdpl.optimizer.Optimizer`)
     scores the manual and the best-dev prompt on dev, and the kept and the manual prompt on
     the training set: :attr:`final_calls`.
 
@@ -71,7 +71,8 @@ class FitPlan:
     ) -> FitPlan:
         """The plan of a fit on ``n_train`` training and ``n_dev`` dev examples.
 
-        ``paired_selection`` adds the selection's calls (only with a dev set); ``extra`` is
+        ``paired_selection`` adds the selection's comparison with the manual prompt (only
+        with a dev set); ``extra`` is
         what a calibration adds per prompt scored in a call.
 
         Raises:

@@ -110,7 +110,7 @@ def test_fit_reports_its_selection_and_keeps_the_manual_prompt_when_nothing_wins
     train, dev = _sst2("train"), _sst2("dev")
     opt = Optimizer(
         FakeBackend(seed=5), candidates=WORDS, prompt_length=2, sample_size=4, batch_size=16,
-        epochs=3, cache=False,
+        epochs=3, cache=False, selection="paired",
     )  # fmt: skip
     result = opt.fit(train, dev)
     assert result.selection is not None
@@ -122,4 +122,6 @@ def test_fit_reports_its_selection_and_keeps_the_manual_prompt_when_nothing_wins
         FakeBackend(seed=5), candidates=WORDS, prompt_length=2, sample_size=4, batch_size=16,
         epochs=3, cache=False, selection="best-dev",
     )  # fmt: skip
-    assert best_dev.fit(train, dev).selection is None
+    reported = best_dev.fit(train, dev)
+    assert reported.selection is not None and not reported.selection.kept_manual
+    assert reported.prompt == reported.selection.candidate  # reported, not enforced

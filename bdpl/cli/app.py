@@ -105,7 +105,7 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
     click.option("--seed", type=int, help="Seed of sampling and shuffling [0]."),
     click.option("--selection", type=click.Choice(["paired", "best-dev"]),
                  help="Keep the learned prompt only if it beats the manual one clearly on dev "
-                 "(paired), or the best-dev prompt (best-dev) [paired]."),
+                 "(paired), or the best-dev prompt (best-dev) [best-dev]."),
     click.option("--calibration", type=click.Choice(["none", "content-free", "batch"]),
                  help="Remove the label prior in training and prediction [none]."),
     click.option("--alpha", type=float, help="Significance level of the paired selection "

@@ -69,7 +69,7 @@ class RunConfig(BaseModel):
     loss: Literal["ce", "hinge"] = "ce"
     vocab_size: int = Field(default=200, ge=2)
     seed: int = Field(default=0, ge=0)
-    selection: Literal["paired", "best-dev"] = "paired"
+    selection: Literal["paired", "best-dev"] = "best-dev"
     calibration: Literal["none", "content-free", "batch"] = "none"
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # money
