@@ -2,9 +2,10 @@
 
 For each paper preset and 16-shot seed, one fit on the embedded model with the library's
 defaults (plus the calibration named below) gives both rules at once: the best-dev epoch's
-prompt ("before": the paper's rule, ``selection="best-dev"``) and the paired selection's choice
-("after": the default, which keeps the manual prompt unless the learned one wins clearly). Both
-and the manual prompt are scored on the test set (its first ``--test-rows`` rows).
+prompt ("before": the paper's rule and the default, ``selection="best-dev"``) and the paired
+selection's choice ("after": ``selection="paired"``, which keeps the manual prompt unless the
+learned one wins clearly; the fit's report says which it would keep). Both and the manual
+prompt are scored on the test set (its first ``--test-rows`` rows).
 
 Run: ``python benchmarks/selection_study.py --out benchmarks/results/selection.json`` (hours at
 full scale on 2 CPUs; ``--tasks``, ``--seeds``, ``--epochs`` and ``--test-rows`` cut it down).
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> None:
             result = opt.fit(train, dev)
             selection = result.selection
             before = selection.candidate if selection is not None else result.prompt
+            wins = selection is not None and selection.comparison is not None
+            after = before if wins and selection.comparison.better else []
             row = {
                 "task": task,
                 "seed": seed,
@@ -60,8 +63,8 @@ def run(args: argparse.Namespace) -> None:
                 "test_rows": len(test),
                 "manual": opt.evaluate(test, prompt=[]),
                 "before": opt.evaluate(test, prompt=before),
-                "after": opt.evaluate(test, prompt=result.prompt),
-                "kept_manual": bool(selection and selection.kept_manual),
+                "after": opt.evaluate(test, prompt=after),
+                "kept_manual": not after,
                 "prompt_before": before,
                 "dev_manual": selection.manual_dev if selection else None,
                 "dev_before": max((h.dev_score or 0.0) for h in result.history),
