@@ -33,6 +33,7 @@ from bdpl.cli.config import RunConfig, read_config, write_config
 from bdpl.data import load_split, read_dataset
 from bdpl.errors import ConfigError, DataError, UnknownPriceError
 from bdpl.metering import Budget, Ledger, Meter, Price, QueryCache
+from bdpl.metering.redis_cache import RedisQueryCache, is_redis_url
 from bdpl.optimizer import EpochRecord, Optimizer
 from bdpl.tasks import Dataset, Task, get_task
 
@@ -124,7 +125,7 @@ def build_meter(
     config: RunConfig,
     *,
     ledger: Path | None,
-    cache: str | None,
+    cache: str | QueryCache | None,
     call_log: str | None = None,
     resume: bool = False,
     check: bool = True,
@@ -259,7 +260,7 @@ def fit_run(
     run: Path,
     *,
     resume: bool = False,
-    cache: str | None = None,
+    cache: str | QueryCache | None = None,
     call_log: str | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -272,7 +273,13 @@ def fit_run(
     Raises:
         ConfigError: bad settings, a run folder that exists (without ``resume``), or a
             resume with other arguments than the run's.
+        CacheError: ``cache`` is a Redis URL (``redis://host:6379/0``) that cannot be reached.
     """
+    if is_redis_url(cache):
+        with RedisQueryCache(str(cache)) as shared:
+            return fit_run(
+                config, run, resume=resume, cache=shared, call_log=call_log, on_step=on_step
+            )
     if resume:
         _check_resume(run, config)
     elif run.exists() and any(run.iterdir()):
