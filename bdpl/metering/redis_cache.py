@@ -22,12 +22,18 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bdpl._validate import finite_number
 from bdpl.errors import CacheError, ConfigError
-from bdpl.metering.cache import CacheStats, QueryCache, decode_value, encode_value
+from bdpl.metering.cache import (
+    CacheStats,
+    QueryCache,
+    cache_key,
+    decode_value,
+    encode_value,
+)
 from bdpl.metering.leases import DEFAULT_LEASE_TIMEOUT
 from bdpl.metering.validation import problem_with
 from bdpl.types import LabelScores, Query
@@ -63,9 +69,11 @@ class RedisQueryCache(QueryCache):
 
     Args:
         url: the server, ``redis://[:password@]host:port/db`` (``rediss://`` for TLS,
-            ``valkey://`` is read as ``redis://``).
+            ``valkey://`` is read as ``redis://``); ``?lease_timeout=S`` at its end sets
+            ``lease_timeout`` (so a command line can set it).
         lease_timeout: seconds after which the lease on a query being paid expires if its
-            holder neither stored an answer nor released it (a killed worker).
+            holder neither stored an answer nor released it (a killed worker): the most a
+            worker waits for a dead one's query before paying for it.
         client: an already built ``redis.Redis`` (``url`` is then only its name).
 
     Raises:
@@ -84,9 +92,12 @@ class RedisQueryCache(QueryCache):
         super().__init__("", enabled=False)
         if not is_redis_url(url):
             raise ConfigError(f"{url!r} is not a Redis URL (e.g. redis://127.0.0.1:6379/0)")
+        url, given = _lease_option(url)
         self.url = url
         self.enabled = True
-        self.lease_timeout = finite_number("lease_timeout", lease_timeout, least=1e-3)
+        self.lease_timeout = finite_number(
+            "lease_timeout", lease_timeout if given is None else given, least=1e-3
+        )
         self._token = uuid.uuid4().hex
         self._client = client if client is not None else _connect(url)
         try:
@@ -105,6 +116,21 @@ class RedisQueryCache(QueryCache):
         return f"RedisQueryCache({_safe(self.url)!r})"
 
     # -- reads and writes -------------------------------------------------------------------
+
+    def get(
+        self, identity: str, query: Query, params: Mapping[str, object] | None = None
+    ) -> LabelScores | None:
+        """The stored answer to ``query`` from backend ``identity``, or ``None`` (a miss)."""
+        return self.get_keyed(cache_key(identity, query, params), query)
+
+    def put_many(
+        self,
+        identity: str,
+        answers: Iterable[tuple[Query, LabelScores]],
+        params: Mapping[str, object] | None = None,
+    ) -> None:
+        """Store validated answers in one transaction (see :meth:`put_keyed`)."""
+        self.put_keyed([(cache_key(identity, q, params), s) for q, s in answers])
 
     def get_keyed(self, key: str, query: Query) -> LabelScores | None:
         """The stored, verified answer under ``key``, or ``None`` (a miss)."""
@@ -286,6 +312,23 @@ def _connect(url: str) -> Any:
     if url.lower().startswith("valkey"):
         url = "redis" + url[len("valkey") :]
     return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+
+
+def _lease_option(url: str) -> tuple[str, float | None]:
+    """``url`` without its ``lease_timeout`` query argument, and that argument's value."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    args = parse_qsl(parts.query, keep_blank_values=True)
+    value = [v for k, v in args if k == "lease_timeout"]
+    if not value:
+        return url, None
+    try:
+        seconds = float(value[-1])
+    except ValueError:
+        raise ConfigError(f"lease_timeout={value[-1]!r} in the Redis URL is not a number") from None
+    rest = urlencode([(k, v) for k, v in args if k != "lease_timeout"])
+    return urlunsplit(parts._replace(query=rest)), seconds
 
 
 def _safe(url: str) -> str:

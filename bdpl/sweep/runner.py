@@ -52,19 +52,30 @@ class SweepReport:
     table: ResultsTable
 
 
-def run_cell(config: RunConfig, folder: str, cache: str | None, call_log: str | None) -> Any:
-    """Run (or resume, or just read) one cell; returns its metrics. Runs on the worker."""
+def run_cell(
+    config: RunConfig, folder: str, cache: str | None, call_log: str | None
+) -> tuple[bool, Any]:
+    """Run (or resume, or just read) one cell, on the worker.
+
+    Returns:
+        ``(True, metrics)``, or ``(False, "ErrorType: message")`` when the fit failed: an
+        error travels back as text, as not every exception survives pickling (and one that
+        does not would look like a dead worker).
+    """
     from bdpl.cli.runs import fit_run
 
     run = Path(folder)
     done = run / "metrics.json"
     if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
+        return True, json.loads(done.read_text(encoding="utf-8"))
     resume = (run / "config.toml").is_file()
     if not resume and run.exists():
         for leftover in run.iterdir():  # killed before its config was written: nothing paid
             leftover.unlink()
-    return fit_run(config, run, resume=resume, cache=cache, call_log=call_log)
+    try:
+        return True, fit_run(config, run, resume=resume, cache=cache, call_log=call_log)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
 
 
 def run_sweep(
@@ -93,6 +104,8 @@ def run_sweep(
     Raises:
         ConfigError: a finished cell's folder holds other settings than the sweep's (the
             sweep file changed: use a new folder), or ``workers`` is negative.
+        Exception: what the engine raises for itself (a Dask cluster that went away); a
+            cell's own failure is reported in the table, not raised.
     """
     root = Path(folder)
     cells_dir = root / "cells"
@@ -147,13 +160,15 @@ def _round(
     for future in as_completed(futures):
         cell = futures[future]
         try:
-            metrics = future.result()
+            ok, metrics = future.result()
         except Exception as exc:
-            if _worker_died(exc):
-                log.warning("sweep: the worker of cell %s died; it will run again", cell.name)
-                lost.append(cell)
-                continue
-            failed[cell.name] = f"{type(exc).__name__}: {exc}"
+            if not _worker_died(exc):
+                raise  # the engine failed, not the cell (e.g. the cluster went away)
+            log.warning("sweep: the worker of cell %s died; it will run again", cell.name)
+            lost.append(cell)
+            continue
+        if not ok:
+            failed[cell.name] = str(metrics)
             table.fail(cell, failed[cell.name])
             status = f"failed: {failed[cell.name]}"
         else:
