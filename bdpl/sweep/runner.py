@@ -218,7 +218,7 @@ def _dask(address: str) -> Iterator[Executor]:
         raise ConfigError(
             "a Dask cluster needs dask.distributed: pip install 'bdpl[sweep]'"
         ) from None
-    with Client(address, timeout=30) as client:  # type: ignore[no-untyped-call]
+    with Client(address, timeout=30) as client:  # type: ignore[no-untyped-call,unused-ignore]
         executor = client.get_executor(pure=False)
         yield executor
 
