@@ -20,22 +20,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bdpl._validate import finite_number
 from bdpl.errors import CacheError, ConfigError
 from bdpl.metering.cache import (
     CacheStats,
+    PolledAnswers,
     QueryCache,
-    cache_key,
-    decode_value,
     encode_value,
+    poll_answers,
 )
 from bdpl.metering.leases import DEFAULT_LEASE_TIMEOUT
-from bdpl.metering.validation import problem_with
 from bdpl.types import LabelScores, Query
 
 if TYPE_CHECKING:
@@ -48,7 +46,6 @@ log = logging.getLogger(__name__)
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://", "valkeys://")
 _ANSWER = "bdpl:q:"  # + cache key: the stored answer
 _LEASE = "bdpl:lease:"  # + cache key: the token of the meter paying for it
-_POLL_FIRST, _POLL_GROWTH, _POLL_MAX = 0.005, 1.5, 0.25
 # Delete a lease only if this cache object still holds it (an expired lease may be another's).
 _RELEASE = """
 local n = 0
@@ -116,21 +113,6 @@ class RedisQueryCache(QueryCache):
         return f"RedisQueryCache({_safe(self.url)!r})"
 
     # -- reads and writes -------------------------------------------------------------------
-
-    def get(
-        self, identity: str, query: Query, params: Mapping[str, object] | None = None
-    ) -> LabelScores | None:
-        """The stored answer to ``query`` from backend ``identity``, or ``None`` (a miss)."""
-        return self.get_keyed(cache_key(identity, query, params), query)
-
-    def put_many(
-        self,
-        identity: str,
-        answers: Iterable[tuple[Query, LabelScores]],
-        params: Mapping[str, object] | None = None,
-    ) -> None:
-        """Store validated answers in one transaction (see :meth:`put_keyed`)."""
-        self.put_keyed([(cache_key(identity, q, params), s) for q, s in answers])
 
     def get_keyed(self, key: str, query: Query) -> LabelScores | None:
         """The stored, verified answer under ``key``, or ``None`` (a miss)."""
@@ -202,36 +184,30 @@ class RedisQueryCache(QueryCache):
 
     def wait(self, keyed: Sequence[tuple[Query, str]]) -> dict[Query, LabelScores]:
         """Wait until each query has an answer or no live lease; returns the answers found."""
-        found: dict[Query, LabelScores] = {}
-        pending, pause = list(keyed), _POLL_FIRST
-        while pending:
 
-            def look(batch: list[tuple[Query, str]] = pending) -> list[Any]:
+        def look(pending: list[tuple[Query, str]]) -> PolledAnswers:
+            def read() -> list[Any]:
                 with self._client.pipeline(transaction=False) as pipe:
-                    for _, k in batch:
+                    for _, k in pending:
                         pipe.get(_ANSWER + k)
                         pipe.exists(_LEASE + k)
                     return list(pipe.execute())
 
-            replies = self._call("read", look)
-            still = []
+            replies = self._call("read", read)
+            found, still = {}, []
             for i, (q, k) in enumerate(pending):
                 raw, held = replies[2 * i], replies[2 * i + 1]
                 if raw is None and not held:
                     # The holder stores before releasing: read once more, then it failed.
                     raw = self._call("read", self._client.get, _ANSWER + k)
-                    if raw is None:
-                        continue
-                answer = self._verified(k, q, raw) if raw is not None else None
+                answer = self._verified(k, q, raw)
                 if answer is not None:
                     found[q] = answer
                 elif held:
                     still.append((q, k))
-            pending = still
-            if pending:
-                time.sleep(pause)
-                pause = min(pause * _POLL_GROWTH, _POLL_MAX)
-        return found
+            return found, still
+
+        return poll_answers(keyed, look)
 
     # -- upkeep -----------------------------------------------------------------------------
 
@@ -277,18 +253,14 @@ class RedisQueryCache(QueryCache):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _verified(self, key: str, query: Query, raw: Any) -> LabelScores | None:
-        if raw is None:
-            return None
+    def _verified(self, key: str, query: Query, raw: object) -> LabelScores | None:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        scores = decode_value(text, key)
-        if isinstance(scores, LabelScores):
-            problem = problem_with(query, scores)
-            scores = scores if problem is None else f"invalid answer ({problem})"
-        if isinstance(scores, str):
-            self._report_bad(key, scores)
-            return None
-        return scores
+        return super()._verified(key, query, text)
+
+    def _report_bad(self, key: str, why: str) -> None:
+        with self._lock:
+            self._bad += 1
+        log.warning("query cache %s: entry %s… ignored: %s", self, key[:12], why)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one Redis command; a failure is a :class:`CacheError` naming the server."""

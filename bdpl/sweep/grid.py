@@ -32,19 +32,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bdpl.cli.config import RunConfig
+from bdpl.cli.config import RunConfig, read_toml
 from bdpl.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["Cell", "Sweep", "read_sweep"]
 
@@ -146,12 +140,7 @@ def read_sweep(path: str | Path) -> Sweep:
         ConfigError: the file is missing, not TOML, has an unknown section or a bad value.
     """
     file = Path(path)
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file {file} not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"sweep file {file} is not readable TOML: {exc}") from None
+    doc = read_toml(file, "sweep file")
     unknown = sorted(set(doc) - _SECTIONS)
     if unknown:
         raise ConfigError(f"sweep file {file}: unknown sections {unknown}; use [base], [grid], "
