@@ -9,12 +9,15 @@ A sweep file is TOML::
     [grid]                      # each key a list: every combination is one cell
     task = ["sst2", "rte"]
     seed = [0, 1]
+    method = ["bdpl", "random", "manual", "in-context"]
     estimator = ["loo", "reference"]
 
     [budget]                    # the sweep-wide limit, never overshot (optional)
     max_queries = 20000
 
-Every key of ``[grid]`` and ``[base]`` is a key of :class:`~bdpl.cli.config.RunConfig`; a
+Every key of ``[grid]`` and ``[base]`` is a key of :class:`~bdpl.cli.config.RunConfig`, or
+``method`` (``bdpl``, ``random``, ``manual``, ``in-context``: :mod:`bdpl.cli.methods`) or
+``demonstrations`` (examples the ``in-context`` baseline shows, 4 by default); a
 cell is named after its grid values (``task=sst2,seed=0,estimator=loo``) and its run folder
 is ``<sweep folder>/cells/<name>``. Cells that differ only in ``seed`` form a group, whose
 mean and standard deviation the results table reports.
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bdpl.cli.config import RunConfig, read_toml
+from bdpl.cli.methods import METHODS
 from bdpl.errors import ConfigError
 
 __all__ = ["Cell", "Sweep", "read_sweep"]
@@ -48,11 +52,14 @@ _SECTIONS = {"base", "grid", "budget"}
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of a sweep: its name (its folder's), its grid values and its settings."""
+    """One run of a sweep: its name (its folder's), its grid values, its settings, and its
+    method (:mod:`bdpl.cli.methods`) with the in-context baseline's ``demonstrations``."""
 
     name: str
     values: tuple[tuple[str, Any], ...]
     config: RunConfig
+    method: str = "bdpl"
+    demonstrations: int = 4
 
     @property
     def group(self) -> str:
@@ -100,11 +107,18 @@ class Sweep:
                 own = settings.get(name)
                 settings[name] = part if own is None else min(own, part)
             name = ",".join(f"{k}={_show(v)}" for k, v in values) or "cell"
+            method = settings.pop("method", "bdpl")
+            shown = settings.pop("demonstrations", 4)
+            if method not in METHODS:
+                raise ConfigError(f"sweep cell {name}: method {method!r} is not one of "
+                                  f"{', '.join(METHODS)}")  # fmt: skip
+            if isinstance(shown, bool) or not isinstance(shown, int) or shown < 1:
+                raise ConfigError(f"sweep cell {name}: demonstrations must be an integer >= 1")
             try:
                 config = RunConfig.build(settings)
             except ConfigError as exc:
                 raise ConfigError(f"sweep cell {name}: {exc}") from None
-            cells.append(Cell(_safe_name(name), values, config))
+            cells.append(Cell(_safe_name(name), values, config, method, shown))
         names = [c.name for c in cells]
         if len(set(names)) != len(names):
             raise ConfigError("grid: two cells have the same name; remove repeated values")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bdpl.cli.config import RunConfig, read_config
+from bdpl.cli.config import read_config
 from bdpl.errors import ConfigError
 from bdpl.metering.redis_cache import is_redis_url
 from bdpl.sweep.grid import Cell, Sweep
@@ -52,9 +52,7 @@ class SweepReport:
     table: ResultsTable
 
 
-def run_cell(
-    config: RunConfig, folder: str, cache: str | None, call_log: str | None
-) -> tuple[bool, Any]:
+def run_cell(cell: Cell, folder: str, cache: str | None, call_log: str | None) -> tuple[bool, Any]:
     """Run (or resume, or just read) one cell, on the worker.
 
     Returns:
@@ -73,7 +71,9 @@ def run_cell(
         for leftover in run.iterdir():  # killed before its config was written: nothing paid
             leftover.unlink()
     try:
-        return True, fit_run(config, run, resume=resume, cache=cache, call_log=call_log)
+        metrics = fit_run(cell.config, run, resume=resume, cache=cache, call_log=call_log,
+                          method=cell.method, demonstrations=cell.demonstrations)  # fmt: skip
+        return True, metrics
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}"
 
@@ -153,8 +153,7 @@ def _round(
 ) -> list[Cell]:
     """Submit ``cells``; record each as it ends; return those whose worker died."""
     futures: dict[Future[Any], Cell] = {
-        executor.submit(run_cell, c.config, str(cells_dir / c.name), cache, call_log): c
-        for c in cells
+        executor.submit(run_cell, c, str(cells_dir / c.name), cache, call_log): c for c in cells
     }
     lost: list[Cell] = []
     for future in as_completed(futures):

@@ -220,3 +220,53 @@ def test_in_process_sweep_refuses_a_changed_sweep_file(tmp_path: Path) -> None:
         run_sweep(changed, tmp_path / "out", workers=0)
     with pytest.raises(ConfigError, match="workers must be >= 0"):
         run_sweep(small, tmp_path / "other", workers=-1)
+
+
+METHODS_SWEEP = """
+[base]
+backend = "fake"
+task = "sst2"
+epochs = 1
+sample_size = 4
+batch_size = 8
+vocab_size = 20
+test_rows = 16
+demonstrations = 2
+[grid]
+seed = [0]
+method = ["bdpl", "random", "manual", "in-context"]
+"""
+
+
+def test_every_method_runs_as_alone_and_a_killed_baseline_reruns_on_the_cache(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "methods.toml"
+    file.write_text(METHODS_SWEEP, encoding="utf-8")
+    sweep = read_sweep(file)
+    log = tmp_path / "calls.jsonl"
+    out = tmp_path / "out"
+    report = run_sweep(sweep, out, workers=0, cache=str(tmp_path / "cache"), call_log=str(log))
+    assert not report.failed and len(report.ran) == 4
+    for cell in sweep.cells:
+        alone = fit_run(
+            cell.config,
+            tmp_path / "alone" / cell.name,
+            cache="off",
+            method=cell.method,
+            demonstrations=cell.demonstrations,
+        )
+        swept = json.loads((out / "cells" / cell.name / "metrics.json").read_text())
+        assert swept["method"] == cell.method
+        assert (swept["prompt"], swept["dev"]) == (alone["prompt"], alone["dev"])
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["cells"]}
+    assert rows["in-context"]["dev_learned"] != rows["manual"]["dev_learned"]
+    # A random search killed before it finished: rerun from the start, every answer cached.
+    random = out / "cells" / "seed=0,method=random"
+    before = json.loads((random / "metrics.json").read_text())
+    (random / "metrics.json").unlink()
+    paid = logged_queries(log)
+    again = run_sweep(sweep, out, workers=0, cache=str(tmp_path / "cache"), call_log=str(log))
+    assert again.ran == ("seed=0,method=random",) and len(again.skipped) == 3
+    assert logged_queries(log) == paid
+    assert json.loads((random / "metrics.json").read_text())["prompt"] == before["prompt"]
