@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -34,6 +33,7 @@ from bdpl.metering.redis_cache import RedisQueryCache
 from bdpl.sweep import Sweep, run_sweep
 from bdpl.testing import FakeBackend
 from bdpl.types import Query
+from benchmarks.bench_cache import best_of
 
 BASE = {"epochs": 1, "sample_size": 4, "batch_size": 8, "vocab_size": 20, "test_rows": 16}
 GRID = {"task": ["sst2", "rte"], "seed": [0, 1], "estimator": ["loo", "reference"]}
@@ -51,15 +51,6 @@ def sweep_times(latency: float, counts: list[int]) -> dict[int, float]:
             assert not report.failed, report.failed
         print(f"workers {workers}: {out[workers]:.1f} s", flush=True)
     return out
-
-
-def best_of(n: int, fn: Callable[[], None]) -> float:
-    best = float("inf")
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def hit_costs(cache: QueryCache) -> tuple[float, float]:
