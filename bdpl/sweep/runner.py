@@ -28,7 +28,7 @@ from typing import Any
 
 from bdpl.cli.config import read_config
 from bdpl.errors import ConfigError
-from bdpl.metering.redis_cache import is_redis_url
+from bdpl.metering.redis_cache import RedisQueryCache, is_redis_url
 from bdpl.sweep.grid import Cell, Sweep
 from bdpl.sweep.results import ResultsTable
 
@@ -102,11 +102,14 @@ def run_sweep(
         on_cell: called with ``(cell name, "done"|"skipped"|"failed: ...")`` as cells end.
 
     Raises:
+        CacheError: ``cache`` is a Redis URL whose server cannot be reached.
         ConfigError: a finished cell's folder holds other settings than the sweep's (the
             sweep file changed: use a new folder), or ``workers`` is negative.
         Exception: what the engine raises for itself (a Dask cluster that went away); a
             cell's own failure is reported in the table, not raised.
     """
+    if is_redis_url(cache):  # fail once, here, rather than in every cell
+        RedisQueryCache(str(cache)).close()
     root = Path(folder)
     cells_dir = root / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)

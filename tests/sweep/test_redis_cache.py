@@ -112,3 +112,18 @@ def test_meters_in_threads_pay_each_query_once(redis_db: str, tmp_path) -> None:
 def test_an_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(CacheError, match=r"cannot reach the Redis cache at redis://127\.0\.0\.1"):
         RedisQueryCache(f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_a_fit_on_the_redis_cache_pays_nothing_the_second_time(redis_db: str, tmp_path) -> None:
+    from bdpl.cli.config import RunConfig
+    from bdpl.cli.runs import fit_run
+
+    config = RunConfig(
+        task="sst2", epochs=1, sample_size=4, batch_size=8, vocab_size=20, test_rows=8
+    )
+    log = tmp_path / "calls.jsonl"
+    first = fit_run(config, tmp_path / "a", cache=redis_db, call_log=str(log))
+    paid = logged_queries(log)
+    second = fit_run(config, tmp_path / "b", cache=redis_db, call_log=str(log))
+    assert paid and logged_queries(log) == paid and not paid_twice(paid)
+    assert second["queries"]["paid"] == 0 and second["prompt"] == first["prompt"]
