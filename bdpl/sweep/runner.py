@@ -9,7 +9,10 @@ again, by another worker (Dask reschedules it; a local pool is restarted) or by 
 of the sweep.
 
 The engine is not bdpl's: cells go to any :class:`concurrent.futures.Executor`, a
-``dask.distributed`` cluster by its scheduler address (``tcp://host:8786``) included.
+``dask.distributed`` cluster by its scheduler address (``tcp://host:8786``) included. Workers
+write their cells' run folders themselves, so on several hosts the sweep folder must be at
+the same path on every host (a shared file system), and the cache should be a Redis URL (a
+cache directory is shared only by the processes of one host).
 """
 
 from __future__ import annotations
