@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${BDPL_VENV:-.venv}"
 PY="${PYTHON:-python3}"
+# The sweep tests start a real redis-server on 127.0.0.1 (Debian/Ubuntu package; as root).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq redis-server
+  else
+    echo "setup: the sweep tests need redis-server: sudo apt-get install -y redis-server" >&2
+  fi
+fi
 stamp="$VENV/.bdpl-setup-$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then exit 0; fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"

@@ -258,6 +258,45 @@ def ledger(source: Path, as_json: bool) -> None:
     click.echo(ledger_report(source, as_json=as_json))
 
 
+@main.command()
+@click.argument("sweep_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The sweep's folder [sweeps/<file name>].",
+)
+@click.option(
+    "--workers",
+    help="0: in this process; N: N local processes; tcp://HOST:PORT: "
+    "a Dask scheduler [one process per core].",
+)
+@click.option(
+    "--cache",
+    help="Query cache directory, redis://HOST:PORT/DB (shared by hosts), "
+    "or 'off' [the user cache].",
+)
+@click.option("--call-log", help="Fake backend only: log every answered call (JSONL).")
+def sweep(sweep_file: Path, out: Path | None, workers: str | None, cache: str | None,
+          call_log: str | None) -> None:  # fmt: skip
+    """Run a grid of fits (SWEEP_FILE, TOML); rerun to skip finished cells and resume killed
+    ones. Writes a run folder per cell and results.csv/results.json (mean ± std over seeds)."""
+    from bdpl.sweep import read_sweep, run_sweep
+
+    grid = read_sweep(sweep_file)
+    where: int | str | None = None
+    if workers is not None:
+        where = int(workers) if workers.isdigit() else workers
+    folder = out or Path("sweeps") / sweep_file.stem
+    report = run_sweep(
+        grid, folder, workers=where, cache=cache, call_log=call_log,
+        on_cell=lambda name, status: click.echo(f"{name}: {status}", err=True),
+    )  # fmt: skip
+    click.echo(f"sweep folder: {folder}  ({len(report.ran)} run, {len(report.skipped)} "
+               f"skipped, {len(report.failed)} failed)")  # fmt: skip
+    if report.failed:
+        sys.exit(EXIT_FAILED)
+
+
 @main.group()
 def cache() -> None:
     """The query cache: where it is, how big, and clearing it."""

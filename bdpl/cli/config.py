@@ -105,6 +105,21 @@ class RunConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+def read_toml(file: Path, what: str) -> dict[str, Any]:
+    """The TOML document in ``file``; ``what`` names the file in errors.
+
+    Raises:
+        ConfigError: the file is missing or is not readable TOML.
+    """
+    try:
+        doc: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {file} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{what} {file} is not readable TOML: {exc}") from None
+    return doc
+
+
 def read_config(path: str | Path) -> RunConfig:
     """Read a ``config.toml`` written by :func:`write_config` (or by hand).
 
@@ -113,12 +128,7 @@ def read_config(path: str | Path) -> RunConfig:
             comes from an incompatible version.
     """
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {file} not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {file} is not readable TOML: {exc}") from None
+    data = read_toml(file, "config file")
     if data.get("format", CONFIG_FORMAT) != CONFIG_FORMAT:
         raise ConfigError(
             f"config file {file} has format {data.get('format')!r}; this bdpl reads format "

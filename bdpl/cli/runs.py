@@ -30,9 +30,11 @@ import numpy as np
 from bdpl.backends.base import capabilities_of
 from bdpl.cli.backends import make_backend
 from bdpl.cli.config import RunConfig, read_config, write_config
+from bdpl.cli.methods import make_optimizer
 from bdpl.data import load_split, read_dataset
 from bdpl.errors import ConfigError, DataError, UnknownPriceError
 from bdpl.metering import Budget, Ledger, Meter, Price, QueryCache
+from bdpl.metering.redis_cache import RedisQueryCache, is_redis_url
 from bdpl.optimizer import EpochRecord, Optimizer
 from bdpl.tasks import Dataset, Task, get_task
 
@@ -124,7 +126,7 @@ def build_meter(
     config: RunConfig,
     *,
     ledger: Path | None,
-    cache: str | None,
+    cache: str | QueryCache | None,
     call_log: str | None = None,
     resume: bool = False,
     check: bool = True,
@@ -260,11 +262,17 @@ def fit_run(
     run: Path,
     *,
     resume: bool = False,
-    cache: str | None = None,
+    cache: str | QueryCache | None = None,
     call_log: str | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    method: str = "bdpl",
+    demonstrations: int = 4,
 ) -> dict[str, Any]:
     """Learn a prompt as ``config`` says, writing the run folder ``run``; return the metrics.
+
+    ``method`` is ``bdpl`` or a baseline (:mod:`bdpl.cli.methods`; ``demonstrations`` is
+    the in-context baseline's number of examples); only ``bdpl`` resumes from a checkpoint,
+    a baseline runs again from the start on cached answers.
 
     With ``resume`` the run continues from its last checkpoint; the steps of the epoch that
     was cut short are run again, and the query cache answers every query they already paid
@@ -273,7 +281,20 @@ def fit_run(
     Raises:
         ConfigError: bad settings, a run folder that exists (without ``resume``), or a
             resume with other arguments than the run's.
+        CacheError: ``cache`` is a Redis URL (``redis://host:6379/0``) that cannot be reached.
     """
+    if is_redis_url(cache):
+        with RedisQueryCache(str(cache)) as shared:
+            return fit_run(
+                config,
+                run,
+                resume=resume,
+                cache=shared,
+                call_log=call_log,
+                on_step=on_step,
+                method=method,
+                demonstrations=demonstrations,
+            )
     if resume:
         _check_resume(run, config)
     elif run.exists() and any(run.iterdir()):
@@ -284,7 +305,7 @@ def fit_run(
     data = load_data(config)
     run.mkdir(parents=True, exist_ok=True)
     write_config(config, run / "config.toml")
-    _write_json(run / "run.json", {"format": RUN_FORMAT})
+    _write_json(run / "run.json", {"format": RUN_FORMAT, "method": method})
     _write_json(run / "versions.json", versions())
     ledger_path = run / "ledger.jsonl"
     meter = build_meter(config, ledger=ledger_path, cache=cache, call_log=call_log, resume=resume)
@@ -293,15 +314,17 @@ def fit_run(
     settings = optimizer_settings(config)
     first_epoch = 0
     with meter:
-        if resume and checkpoint.is_file():
+        if resume and checkpoint.is_file() and method == "bdpl":
             optimizer = Optimizer.load(checkpoint, meter.backend, meter=meter)
             first_epoch = int(json.loads(checkpoint.read_text(encoding="utf-8"))["next_epoch"])
             _truncate_history(history, first_epoch)
         else:
-            optimizer = Optimizer(meter.backend, task=data.task, meter=meter, **settings)
+            optimizer = make_optimizer(method, meter.backend, data.train, meter, settings,
+                                       demonstrations=demonstrations)  # fmt: skip
             history.unlink(missing_ok=True)
         optimizer.prepare(data.train)
-        check_budget_fits_one_step(optimizer, meter, data)
+        if method in ("bdpl", "random"):  # the others take no training step
+            check_budget_fits_one_step(optimizer, meter, data)
         step = 0
 
         def after_step(loss: float) -> None:
@@ -347,6 +370,7 @@ def fit_run(
         )
         optimizer.save(run / "prompt.json")
         metrics: dict[str, Any] = {
+            "method": method,
             "task": data.task.name,
             "metric": data.task.metric,
             "prompt": result.prompt,

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +146,27 @@ def decode_value(raw: object, key: str) -> LabelScores | str:
 
 
 MISMATCH = "answer does not belong to its key (digest mismatch: moved, swapped or altered)"
+
+
+PolledAnswers = tuple[dict[Query, LabelScores], list[tuple[Query, str]]]
+
+
+def poll_answers(
+    keyed: Sequence[tuple[Query, str]],
+    look: Callable[[list[tuple[Query, str]]], PolledAnswers],
+) -> dict[Query, LabelScores]:
+    """Call ``look`` on the queries still pending, with a growing pause (5 ms up to 250 ms),
+    until none is; ``look`` returns the answers it found and the queries still to wait for
+    (a query in neither has no answer and no live lease: its holder failed)."""
+    found: dict[Query, LabelScores] = {}
+    pending, pause = list(keyed), _POLL_FIRST
+    while pending:
+        got, pending = look(pending)
+        found.update(got)
+        if pending:
+            time.sleep(pause)
+            pause = min(pause * _POLL_GROWTH, _POLL_MAX)
+    return found
 
 
 class _ForeignEntryError(ValueError):
@@ -306,7 +327,7 @@ class QueryCache:
             CacheDamagedError: the database is damaged (a read failed, or an earlier write
                 did); logged once as an error, with the fix.
         """
-        if self._cache is None:
+        if not self.enabled:
             return None
         return self.get_keyed(cache_key(identity, query, params), query)
 
@@ -332,7 +353,7 @@ class QueryCache:
         raises :class:`~bdpl.errors.CacheDamagedError` (nothing more is paid into a cache that
         cannot keep it).
         """
-        if self._cache is not None:
+        if self.enabled:
             self.put_keyed([(cache_key(identity, q, params), s) for q, s in answers])
 
     def put_keyed(self, answers: Sequence[tuple[str, LabelScores]]) -> None:
@@ -427,13 +448,12 @@ class QueryCache:
         the holder's ``lease_timeout``. Queries left without an answer (their holder failed)
         are for the caller to :meth:`claim` again.
         """
-        found: dict[Query, LabelScores] = {}
         leases = self._lease_db() if self._cache is not None else None
         if leases is None:
-            return found
-        pending, pause = list(keyed), _POLL_FIRST
-        while pending:
-            still = []
+            return {}
+
+        def look(pending: list[tuple[Query, str]]) -> PolledAnswers:
+            found, still = {}, []
             for q, k in pending:
                 answer = self._lookup(k, q)
                 if answer is None and not self._held(leases, k):
@@ -446,11 +466,9 @@ class QueryCache:
                     still.append((q, k))
                 else:
                     found[q] = answer
-            pending = still
-            if pending:
-                time.sleep(pause)
-                pause = min(pause * _POLL_GROWTH, _POLL_MAX)
-        return found
+            return found, still
+
+        return poll_answers(keyed, look)
 
     # -- upkeep ---------------------------------------------------------------------------------
 
@@ -519,6 +537,11 @@ class QueryCache:
                 raise self._damaged(self._damage or "") from exc
             self._report_bad(key, f"unreadable ({type(exc).__name__}: {exc})")
             return None
+        return self._verified(key, query, raw)
+
+    def _verified(self, key: str, query: Query, raw: object) -> LabelScores | None:
+        """The answer in the stored value ``raw``, if it is one to ``query`` stored under
+        ``key``; ``None`` for no value, and a bad one is reported."""
         if raw is None:
             return None
         scores = decode_value(raw, key)
