@@ -74,10 +74,14 @@ def plot_run(run: Path, out: Path | None = None, *, top: int = 8) -> list[Path]:
         fig, axes = plt.subplots(
             positions, 1, figsize=(7, 1.2 + 1.6 * positions), squeeze=False, sharex=True
         )
+        shown = [np.argsort(-dists[-1, p])[:top] for p in range(positions)]
+        # One colour scale for all positions, up to the largest probability shown (with a
+        # large vocabulary, probabilities stay far below 1).
+        vmax = max(float(dists[:, p, best].max()) for p, best in enumerate(shown))
         for p, ax in enumerate(axes[:, 0]):
-            best = np.argsort(-dists[-1, p])[:top]
+            best = shown[p]
             image = ax.imshow(
-                dists[:, p, best].T, aspect="auto", interpolation="nearest", vmin=0, vmax=1
+                dists[:, p, best].T, aspect="auto", interpolation="nearest", vmin=0, vmax=vmax
             )
             ax.set_yticks(range(len(best)))
             ax.set_yticklabels([candidates[i] if candidates else str(i) for i in best], fontsize=7)
