@@ -58,6 +58,10 @@ class FakeLM:
         ranked = sorted(VOCAB, key=lambda t: -self.logprob(context, t))
         return {t: self.logprob(context, t) for t in ranked[:k]}
 
+    def label_logprobs(self, query: Any) -> list[float]:
+        """The exact log-prob of each of ``query``'s labels after its ``before``."""
+        return [self.logprob(query.before, label) for label in query.labels]
+
     def text_logprob(self, context: str, text: str) -> float:
         """``log p(text | context)``, summed over the fake tokens of ``text``."""
         total = 0.0
@@ -421,3 +425,13 @@ class FaultServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class Waits:
+    """A fake sleep for the retry policy: records waits, takes no time."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)

@@ -22,7 +22,7 @@ from bdpl.errors import (
 )
 from bdpl.metering import Budget, Ledger, Meter, Price, QueryCache, RetryPolicy
 from bdpl.types import Query, Usage
-from tests.backends.openai_fakes import CANARY_KEY, FakeLM, Fault, FaultServer
+from tests.backends.openai_fakes import CANARY_KEY, FakeLM, Fault, FaultServer, Waits
 
 LM = FakeLM()
 PRICE = Price(input_per_1m=2.0, output_per_1m=2.0)  # davinci-002's, so dollars are exercised
@@ -32,18 +32,7 @@ def queries(n: int, tag: str = "Review") -> list[Query]:
     return [Query(f"{tag} {i}: fine. It was", ".", (" great", " terrible")) for i in range(n)]
 
 
-def expected(q: Query) -> list[float]:
-    return [LM.logprob(q.before, label) for label in q.labels]
-
-
-class Waits:
-    """A fake sleep for the retry policy: records waits, takes no time."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+expected = LM.label_logprobs
 
 
 @pytest.fixture

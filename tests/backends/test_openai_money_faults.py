@@ -33,7 +33,7 @@ from bdpl.errors import (
 )
 from bdpl.metering import Budget, Meter, Price, RetryPolicy
 from bdpl.types import Query
-from tests.backends.openai_fakes import CANARY_KEY, MISSING, FakeLM, Fault, FaultServer
+from tests.backends.openai_fakes import CANARY_KEY, MISSING, FakeLM, Fault, FaultServer, Waits
 
 LM = FakeLM()
 PRICE = Price(input_per_1m=2.0, output_per_1m=2.0)
@@ -69,18 +69,7 @@ def chat(server: FaultServer, **kwargs: Any) -> OpenAIChatBackend:
     return backend
 
 
-def expected(q: Query) -> list[float]:
-    return [LM.logprob(q.before, label) for label in q.labels]
-
-
-class Waits:
-    """A fake sleep for the retry policy: records waits, takes no time."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+expected = LM.label_logprobs
 
 
 # -- 3. provider usage is never trusted blindly ---------------------------------------------------
