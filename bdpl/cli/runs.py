@@ -181,6 +181,7 @@ def check_budget_fits_one_step(optimizer: Optimizer, meter: Meter, data: RunData
         sample_size=optimizer.sample_size,
         batch_size=optimizer.batch_size,
         epochs=1,
+        calibration=optimizer.calibration,  # its extra queries are part of a step
         meter=meter,
     )
     cost = probe.estimate_cost(one_step)

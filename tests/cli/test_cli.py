@@ -177,6 +177,9 @@ USER_ERRORS: list[tuple[tuple[str, ...], dict[str, str], str, int]] = [
     (("fit", "--task", "sst2", "--max-queries", "5"), {},
      "the budget is too small for one training step: it needs up to 128 queries and "
      "--max-queries leaves 5; raise --max-queries or lower --sample-size/--batch-size", 2),
+    (("fit", "--task", "sst2", "--max-queries", "130", "--calibration", "content-free"), {},
+     "the budget is too small for one training step: it needs up to 144 queries and "
+     "--max-queries leaves 130; raise --max-queries or lower --sample-size/--batch-size", 2),
     (("fit", "--task", "sst2", "--backend", "bogus"), {},
      "unknown backend 'bogus'; use one of: fake[:seed=N,latency=S,noise=X], local, "
      "hf-causal:<name-or-path>, hf-mlm:<name-or-path>, openai:<model>, openai-chat:<model>", 2),
