@@ -339,8 +339,8 @@ def load_split(
     bdpl; everything else is read from the benchmark data directory (:func:`find_data_dir`).
     When none is set or found and the optional ``datasets`` package is installed
     (``pip install 'bdpl[datasets]'``), the GLUE presets' ``test`` and ``pool`` come from the
-    Hugging Face Hub instead (``nyu-mll/glue``: ``test`` is GLUE dev, MNLI's
-    ``validation_matched``, and QQP's and MNLI's too; ``pool`` is GLUE train), or from a
+    Hugging Face Hub instead (``nyu-mll/glue``: ``test`` is GLUE dev for every GLUE preset,
+    MNLI's ``validation_matched``, so for MNLI and QQP too; ``pool`` is GLUE train), or from a
     local copy of it named by ``$BDPL_HF_MIRROR`` (see :mod:`bdpl.data.hub`, also for how the
     Hub's copies differ from the data directory's). :func:`split_source` says which applies.
 

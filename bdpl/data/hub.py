@@ -167,15 +167,17 @@ def _examples(task: Task, hub: HubData, ds: Any, where: str, *, skip_blank: bool
             f"{list(hub.labels)} (a ClassLabel in that order, as on the Hub)"
         )
     labels = [hub.labels[n] for n in names]
-    first = list(ds[hub.text_a])
-    second = list(ds[hub.text_b]) if hub.text_b is not None else [None] * len(first)
-    examples = []
-    for i, (a, b, y) in enumerate(zip(first, second, ds[hub.label], strict=True)):
-        if not 0 <= y < len(labels):
-            raise DataError(f"{where}, row {i}: label {y} is not one of 0..{len(labels) - 1}")
-        text_a = clean_text(a) if isinstance(a, str) else a
-        text_b = clean_text(b) if isinstance(b, str) else b
-        if skip_blank and not (text_a and (text_b or hub.text_b is None)):
-            continue
-        examples.append(Example(text_a, text_b, labels[y]))
+    examples, row = [], 0
+    # Batches: `datasets` formats row by row otherwise, ~40 µs a row (16 s for MNLI's train).
+    for batch in ds.select_columns(columns).iter(batch_size=10_000):
+        second = batch[hub.text_b] if hub.text_b is not None else [None] * len(batch[hub.label])
+        for a, b, y in zip(batch[hub.text_a], second, batch[hub.label], strict=True):
+            if not 0 <= y < len(labels):
+                raise DataError(f"{where}, row {row}: label {y} is not one of 0..{len(labels) - 1}")
+            row += 1
+            text_a = clean_text(a) if isinstance(a, str) else a
+            text_b = clean_text(b) if isinstance(b, str) else b
+            if skip_blank and not (text_a and (text_b or hub.text_b is None)):
+                continue
+            examples.append(Example(text_a, text_b, labels[y]))
     return list(make_dataset(task, examples, source=where).examples)
