@@ -65,7 +65,9 @@ class HubData:
     def location(self) -> str:
         """The repository, or its copy in ``$BDPL_HF_MIRROR`` when that is set."""
         mirror = os.environ.get(HF_MIRROR_ENV)
-        return f"{Path(mirror) / self.repo} (${HF_MIRROR_ENV})" if mirror else self.repo
+        if not mirror:
+            return self.repo
+        return f"{Path(mirror).expanduser() / self.repo} (${HF_MIRROR_ENV})"
 
     def describe(self, split: str) -> str:
         """Where ``split`` (``"test"`` or ``"pool"``) comes from, for messages and listings."""
