@@ -1,7 +1,7 @@
 """The package's layering holds: import-linter's contracts (pyproject.toml) and a light import.
 
 Backends know nothing of the metering layer, the optimizer or tasks; the metering layer does
-not import the optimizer; ``import bdpl`` pulls in none of the heavy SDKs.
+not import the optimizer; ``import bdpl`` pulls in none of the heavy SDKs (nor ``datasets``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "openai")
+HEAVY = ("torch", "transformers", "openai", "datasets")
 
 
 def test_import_contracts_are_kept() -> None:

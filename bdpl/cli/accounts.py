@@ -76,33 +76,31 @@ def cache_clear(directory: str | None) -> int:
 
 def data_table(*, as_json: bool = False) -> str:
     """The presets, their template, labels and metric, and where each split comes from."""
-    from bdpl.data import find_data_dir
+    from bdpl.data import split_source
     from bdpl.tasks import PRESETS
 
-    try:
-        root: str | None = str(find_data_dir())
-    except ConfigError:
-        root = None
-    rows: list[dict[str, Any]] = [
-        {
-            "task": name,
-            "template": task.template,
-            "labels": dict(task.verbalizer),
-            "metric": task.metric,
-            "train/dev": "shipped in bdpl: 16 per class, seeds 13, 21, 42, 87, 100 "
-            "(other k or seeds: the data directory)",
-            "test/pool": root or "the data directory: not found (set $BDPL_DATA_DIR)",
-        }
-        for name, task in sorted(PRESETS.items())
-    ]
+    shipped = "shipped in bdpl: 16 per class, seeds 13, 21, 42, 87, 100"
+    rows: list[dict[str, Any]] = []
+    for name, task in sorted(PRESETS.items()):
+        pool = split_source(task, "pool")
+        rows.append(
+            {
+                "task": name,
+                "template": task.template,
+                "labels": dict(task.verbalizer),
+                "metric": task.metric,
+                # Other k or seeds are drawn from the pool, so they come from where it does.
+                "train/dev": f"{shipped} (other k or seeds: drawn from the pool)",
+                "test": split_source(task, "test"),
+                "pool": pool,
+            }
+        )
     if as_json:
         return json.dumps(rows, indent=1)
-    lines = [
-        "train/dev: shipped in bdpl (16 per class, seeds 13, 21, 42, 87, 100); "
-        "test and pool: the data directory",
-        f"data directory: {root or 'not found (set $BDPL_DATA_DIR)'}",
-    ]
+    lines = [f"train/dev: {shipped}; other k or seeds are drawn from the pool"]
     for r in rows:
         labels = ", ".join(f"{k}={v}" for k, v in dict(r["labels"]).items())
         lines.append(f"{r['task']:<16} {r['metric']:<9} {r['template']}  [{labels}]")
+        lines.append(f"{'':<16} test: {r['test']}")
+        lines.append(f"{'':<16} pool: {r['pool']}")
     return "\n".join(lines)

@@ -67,7 +67,8 @@ def evaluate_prompt(
             if found is None:
                 raise ConfigError(
                     f"the {split} split is not available (test sets come from "
-                    "$BDPL_DATA_DIR); pass --data FILE"
+                    "$BDPL_DATA_DIR, or the Hugging Face Hub with pip install "
+                    "'bdpl[datasets]'; `bdpl data` says which); pass --data FILE"
                 )
             data, where = found, f"{config.task or 'custom'}:{split}"
         if rows is not None:

@@ -32,7 +32,10 @@ def explain_run(run: Path, *, split: str, top: int, cache: str | None) -> dict[s
     config = read_config(config_file)
     data = getattr(load_data(config), split)
     if data is None:
-        raise ConfigError(f"the {split} split is not available (set $BDPL_DATA_DIR)")
+        raise ConfigError(
+            f"the {split} split is not available (`bdpl data` says where it comes from: "
+            "$BDPL_DATA_DIR, or the Hugging Face Hub with pip install 'bdpl[datasets]')"
+        )
     with build_meter(config, ledger=None, cache=cache) as meter:
         optimizer = Optimizer.load(prompt_file, meter=meter)
         prompt = optimizer.best_prompt

@@ -7,10 +7,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bdpl._validate import positive_int
 from bdpl.data.files import Column, Format, check_label, read_examples
+from bdpl.data.hub import PRESET_HUB, HubData, datasets_installed, load_hub_split
 from bdpl.data.sampling import draw
 from bdpl.errors import ConfigError, DataError
 from bdpl.tasks import Dataset, Example, Task, get_task
@@ -161,23 +162,148 @@ def find_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
         DataError: the directory given (or named by ``$BDPL_DATA_DIR``) does not exist, or
             none of the defaults does.
     """
+    path = _data_dir_or_none(data_dir)
+    if path is None:
+        raise DataError(
+            f"benchmark data not found (looked in {', '.join(map(str, _default_data_dirs()))}); "
+            "set BDPL_DATA_DIR to the data directory or pass data_dir="
+        )
+    return path
+
+
+def _default_data_dirs() -> list[Path]:
+    found = [
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[2].parent / "shared" / "data",
+    ]
+    return list(dict.fromkeys(found))  # the two are one folder when run from the checkout
+
+
+def _data_dir_or_none(data_dir: str | os.PathLike[str] | None) -> Path | None:
+    """:func:`find_data_dir`, but ``None`` when none was named and no default exists."""
     given = data_dir if data_dir is not None else os.environ.get("BDPL_DATA_DIR")
     if given:
         path = Path(given).expanduser()
         if not path.is_dir():
             raise DataError(f"benchmark data directory {path} does not exist")
         return path
-    tried = [
-        Path.cwd().parent / "shared" / "data",
-        Path(__file__).resolve().parents[2].parent / "shared" / "data",
-    ]
-    for path in tried:
-        if path.is_dir():
-            return path
+    return next((path for path in _default_data_dirs() if path.is_dir()), None)
+
+
+_Shots = tuple[list[Example], list[Example]]
+
+
+class _Source(Protocol):
+    """Where a preset's test set and pool (and maybe k-shot folders) are read from."""
+
+    @property
+    def test_from_train(self) -> bool:
+        """The test set is drawn from the training data, so train and dev leave it."""
+        ...
+
+    def test(self, task: Task) -> list[Example] | None: ...
+
+    def pool(self, task: Task) -> list[Example]: ...
+
+    def k_shot(self, task: Task, k: int, seed: int) -> _Shots | None: ...
+
+
+@dataclass(frozen=True)
+class _DataDir:
+    layout: TaskData
+    root: Path
+
+    @property
+    def test_from_train(self) -> bool:
+        return self.layout.test_from_train
+
+    def test(self, task: Task) -> list[Example] | None:
+        spec = self.layout.test
+        return None if spec is None else spec.read(self.root, task)
+
+    def pool(self, task: Task) -> list[Example]:
+        return [e for spec in self.layout.pool for e in spec.read(self.root, task)]
+
+    def k_shot(self, task: Task, k: int, seed: int) -> _Shots | None:
+        if self.layout.k_shot is None:
+            return None
+        train, dev = self.layout.k_shot
+        if not (self.root / train.path.format(k=k, seed=seed)).is_file():
+            return None
+        return (
+            train.read(self.root, task, k=k, seed=seed),
+            dev.read(self.root, task, k=k, seed=seed),
+        )
+
+
+@dataclass(frozen=True)
+class _Hub:
+    hub: HubData
+    # GLUE dev, the Hub's test set, is disjoint from GLUE train by construction.
+    test_from_train: bool = False
+
+    def test(self, task: Task) -> list[Example] | None:
+        return load_hub_split(task, self.hub, "test")
+
+    def pool(self, task: Task) -> list[Example]:
+        return load_hub_split(task, self.hub, "pool")
+
+    def k_shot(self, task: Task, k: int, seed: int) -> _Shots | None:
+        return None
+
+
+def _source(task: Task, split: str, data_dir: str | os.PathLike[str] | None) -> _Source:
+    """The data directory when there is one, else the Hugging Face Hub when it can serve."""
+    layout = PRESET_DATA[task.name]
+    root = _data_dir_or_none(data_dir)
+    if root is not None:
+        return _DataDir(layout, root)
+    hub = PRESET_HUB.get(task.name)
+    if hub is not None and datasets_installed():
+        return _Hub(hub)
     raise DataError(
-        f"benchmark data not found (looked in {', '.join(map(str, tried))}); "
-        "set BDPL_DATA_DIR to the data directory or pass data_dir="
+        f"{task.name}'s {split} split is not shipped in bdpl and no benchmark data directory "
+        f"was found (looked in {', '.join(map(str, _default_data_dirs()))}); "
+        f"set BDPL_DATA_DIR to the data directory or pass data_dir={_hub_hint(task)}"
     )
+
+
+def _hub_hint(task: Task) -> str:
+    hub = PRESET_HUB.get(task.name)
+    if hub is None:
+        return f"; {task.name} has no verified copy on the Hugging Face Hub"
+    return f"; or pip install 'bdpl[datasets]' to load it from the Hugging Face Hub ({hub.repo})"
+
+
+def split_source(
+    task: str | Task,
+    split: str,
+    *,
+    seed: int = 13,
+    k: int = 16,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Where :func:`load_split` would take ``split`` from, in words; nothing is read.
+
+    ``"shipped in bdpl"``, the data directory's path, ``"Hugging Face <repo>, <config>:
+    <split>"`` (or its ``$BDPL_HF_MIRROR`` copy), or ``"unavailable: <how to get it>"``.
+    Train and dev that are not shipped are drawn from the pool, so they come from where it does.
+
+    Raises:
+        InvalidTaskError: no preset of that name.
+        ConfigError: unknown split, or a task with no benchmark data.
+    """
+    task = _preset(task, split)
+    if split in ("train", "dev") and data_dir is None and _is_shipped(task, split, seed, k):
+        return "shipped in bdpl"
+    try:
+        source = _source(task, split, data_dir)
+    except DataError:
+        return f"unavailable: set $BDPL_DATA_DIR{_hub_hint(task)}"
+    if isinstance(source, _DataDir):
+        return str(source.root)
+    assert isinstance(source, _Hub)
+    return source.hub.describe("test" if split == "test" else "pool")
 
 
 def load_split(
@@ -209,6 +335,15 @@ def load_split(
     meant as unlabelled in-domain text for :func:`bdpl.vocab.build_vocabulary`, which finds
     few phrases in 16-shot data; training on its labels leaves the few-shot setting.
 
+    Where the splits come from: ``train``/``dev`` of ``k=16`` and the five seeds are shipped in
+    bdpl; everything else is read from the benchmark data directory (:func:`find_data_dir`).
+    When none is set or found and the optional ``datasets`` package is installed
+    (``pip install 'bdpl[datasets]'``), the GLUE presets' ``test`` and ``pool`` come from the
+    Hugging Face Hub instead (``nyu-mll/glue``: ``test`` is GLUE dev for every GLUE preset,
+    MNLI's ``validation_matched``, so for MNLI and QQP too; ``pool`` is GLUE train), or from a
+    local copy of it named by ``$BDPL_HF_MIRROR`` (see :mod:`bdpl.data.hub`, also for how the
+    Hub's copies differ from the data directory's). :func:`split_source` says which applies.
+
     Samples are drawn with :func:`sample_k_shot`'s generator: the same ``seed`` and ``k``
     always give the same examples, on any machine.
 
@@ -222,37 +357,44 @@ def load_split(
     Raises:
         InvalidTaskError: no preset of that name.
         ConfigError: unknown split, ``k`` < 1, or a task with no benchmark data.
-        DataError: data directory or file missing or malformed.
+        DataError: data directory or file missing or malformed; no data directory and the
+            Hub cannot serve the split (``datasets`` not installed, Hub or
+            ``$BDPL_HF_MIRROR`` unreachable, or a task that has no Hub copy).
     """
-    task = get_task(task) if isinstance(task, str) else task
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; use one of {list(SPLITS)}")
+    task = _preset(task, split)
     positive_int("k", k)
-    layout = PRESET_DATA.get(task.name)
-    if layout is None:
-        raise ConfigError(
-            f"task {task.name!r} has no benchmark data; read your files with read_dataset()"
-        )
     if split in ("train", "dev") and data_dir is None:
         shipped = shipped_split(task, split, seed=seed, k=k)
         if shipped is not None:
             return shipped
-    root = find_data_dir(data_dir)
+    source = _source(task, split, data_dir)
     if split == "pool":
-        return Dataset(task, tuple(_pool(layout, root, task)))
-    train, dev, rest = _train_dev(layout, root, task, k, seed)
+        return Dataset(task, tuple(_pool(source, task)))
+    test = source.test(task) if split == "test" else None
+    if test is not None and not source.test_from_train:
+        # Train and dev need not be drawn (for the Hub, that spares loading GLUE train).
+        return Dataset(task, tuple(test))
+    train, dev, rest = _train_dev(source, task, k, seed)
     if split == "train":
-        examples = train
-    elif split == "dev":
-        examples = dev
-    elif layout.test is None:
-        examples = rest
-    else:
-        examples = layout.test.read(root, task)
-        if layout.test_from_train:
-            seen = {(e.text_a, e.text_b) for e in (*train, *dev)}
-            examples = [e for e in examples if (e.text_a, e.text_b) not in seen]
-    return Dataset(task, tuple(examples))
+        return Dataset(task, tuple(train))
+    if split == "dev":
+        return Dataset(task, tuple(dev))
+    if test is None:
+        return Dataset(task, tuple(rest))
+    seen = {(e.text_a, e.text_b) for e in (*train, *dev)}
+    return Dataset(task, tuple(e for e in test if (e.text_a, e.text_b) not in seen))
+
+
+def _preset(task: str | Task, split: str) -> Task:
+    """The preset ``task`` names, checked to have benchmark data and ``split`` to be known."""
+    task = get_task(task) if isinstance(task, str) else task
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; use one of {list(SPLITS)}")
+    if task.name not in PRESET_DATA:
+        raise ConfigError(
+            f"task {task.name!r} has no benchmark data; read your files with read_dataset()"
+        )
+    return task
 
 
 SHIPPED_K = 16
@@ -267,9 +409,9 @@ def shipped_split(task: Task, split: str, *, seed: int, k: int) -> Dataset | Non
     exactly what :func:`load_split` draws from the benchmark data directory
     (``scripts/ship_presets.py`` writes them; a test checks they agree).
     """
-    path = _SHIPPED / task.name / f"{k}-{seed}" / f"{split}.jsonl"
-    if k != SHIPPED_K or seed not in SHIPPED_SEEDS or not path.is_file():
+    if not _is_shipped(task, split, seed, k):
         return None
+    path = _SHIPPED / task.name / f"{k}-{seed}" / f"{split}.jsonl"
     examples = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         row = json.loads(line)
@@ -278,26 +420,24 @@ def shipped_split(task: Task, split: str, *, seed: int, k: int) -> Dataset | Non
     return Dataset(task, tuple(examples))
 
 
+def _is_shipped(task: Task, split: str, seed: int, k: int) -> bool:
+    path = _SHIPPED / task.name / f"{k}-{seed}" / f"{split}.jsonl"
+    return k == SHIPPED_K and seed in SHIPPED_SEEDS and path.is_file()
+
+
 def _train_dev(
-    layout: TaskData, root: Path, task: Task, k: int, seed: int
+    source: _Source, task: Task, k: int, seed: int
 ) -> tuple[list[Example], list[Example], list[Example]]:
     """Train, dev, and what is left of the pool (only drawn when there is no k-shot folder)."""
-    if layout.k_shot is not None:
-        train_spec, dev_spec = layout.k_shot
-        if (root / train_spec.path.format(k=k, seed=seed)).is_file():
-            return (
-                train_spec.read(root, task, k=k, seed=seed),
-                dev_spec.read(root, task, k=k, seed=seed),
-                [],
-            )
-    train, dev, rest = draw(_pool(layout, root, task), task, (k, k, None), seed)
+    shots = source.k_shot(task, k, seed)
+    if shots is not None:
+        return shots[0], shots[1], []
+    train, dev, rest = draw(_pool(source, task), task, (k, k, None), seed)
     return train, dev, rest
 
 
-def _pool(layout: TaskData, root: Path, task: Task) -> list[Example]:
-    pool = [e for spec in layout.pool for e in spec.read(root, task)]
-    test = layout.test.read(root, task) if layout.test is not None else []
-    return _distinct(pool, exclude=test)
+def _pool(source: _Source, task: Task) -> list[Example]:
+    return _distinct(source.pool(task), exclude=source.test(task) or [])
 
 
 def _distinct(examples: Sequence[Example], *, exclude: Sequence[Example]) -> list[Example]:

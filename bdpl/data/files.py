@@ -60,7 +60,8 @@ _SUFFIX_FORMATS: dict[str, Format] = {
 }
 
 
-def _clean_text(value: str) -> str:
+def clean_text(value: str) -> str:
+    """``value`` with whitespace runs collapsed to one space and the ends stripped."""
     return " ".join(value.split())
 
 
@@ -186,7 +187,7 @@ def _blank(text: object) -> bool:
 def _text(path: Path, where: str, record: Mapping[Column, Any], column: Column) -> str:
     """The cleaned text in ``column``; "" when it is blank or not a string (JSON null)."""
     value = _field(path, where, record, column)
-    return _clean_text(value) if isinstance(value, str) else ""
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def check_label(task: Task, label: str | None, where: str) -> None:
