@@ -30,12 +30,13 @@ ROOT = HERE.parents[1]
 #: The keys of one cell record (see :func:`load_results`).
 RECORD_FIELDS = (
     "cell",  # the cell's name (its run folder), e.g. "task=sst2,seed=13,method=bdpl"
-    "group",  # the name without the seed: cells averaged over
+    "group",  # the sweep's group: the name without a grid key "seed" (parts group their own)
     "status",  # "done" or "failed"
     "error",  # the failure, or None
     "values",  # the grid values of the cell: {"task": "sst2", "seed": 13, ...}
     "config",  # the full run configuration (RunConfig fields) plus "method", "demonstrations"
-    "task", "seed", "method", "estimator", "calibration", "backend",  # from config
+    "task", "data_seed", "seed", "method", "estimator", "calibration", "backend",  # config
+    # data_seed is the 16-shot split's seed (the study's "seeds"), seed the optimizer's
     "metric",  # the task's metric name ("accuracy", "f1", "mcc", ...)
     "dev_manual", "dev_learned", "test_manual", "test_learned",  # final scores (or None)
     "dev", "test",  # the method's own final score: dev_learned / test_learned
@@ -84,6 +85,22 @@ def load_results(results: Path, part: str) -> list[dict[str, Any]]:
 def done(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The finished records."""
     return [r for r in records if r.get("status") == "done"]
+
+
+def comparable(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The finished records, each method once: a sweep grid crosses ``estimator`` with every
+    method, but only bdpl has one; the other methods' repeats (same queries, all cached) are
+    dropped, keeping the first of each (task, data_seed, seed, method, calibration)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in done(records):
+        if r.get("method") != "bdpl":
+            key = tuple(r.get(k) for k in ("task", "data_seed", "seed", "method", "calibration"))
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
 
 
 def group_by(

@@ -1,0 +1,354 @@
+"""The benchmark study: run its parts (sweeps of ``bdpl fit``) and write BENCHMARKS.md.
+
+Usage::
+
+    python benchmarks/study/study.py run reduced             # the default, <= 60 min, 2 cores
+    python benchmarks/study/study.py run main estimators efficiency
+    python benchmarks/study/study.py report                  # BENCHMARKS.md + figures
+
+A part is a module ``parts/<name>.py`` with ``TITLE``, ``SWEEP`` (its sweep file in this
+folder, or None when it runs itself), optionally ``tiny(config) -> config`` and
+``run(out, backend, tiny)``, and ``report(results, figures) -> str`` (its Markdown section).
+
+``run`` runs a sweep part as ``bdpl sweep <part>.toml --out OUT/runs/<part>`` does (cells one
+by one, in this process, resumable: finished cells are skipped, a killed one resumes from its
+checkpoint, and the study's query cache ``OUT/runs/cache`` answers what was paid for), then
+writes ``OUT/results/<part>.json``: every cell's record (``common.RECORD_FIELDS``) with the
+machine, date, versions and the exact commands. ``report`` reads only ``OUT/results``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import common
+
+HERE = common.HERE
+ROOT = common.ROOT
+DEFAULT_OUT = HERE / "out"
+PARTS = HERE / "parts"
+# History keys kept in the compact results: the distributions are large and no table uses them.
+_DROPPED = ("distribution", "entropy")
+
+
+def part_names() -> list[str]:
+    """Every part found under ``parts/``, sorted."""
+    return sorted(p.stem for p in PARTS.glob("*.py") if not p.stem.startswith("_"))
+
+
+def load(name: str) -> Any:
+    """The part module ``parts/<name>.py``."""
+    if name not in part_names():
+        raise SystemExit(f"unknown part {name!r}; parts: {', '.join(part_names())}")
+    return importlib.import_module(f"parts.{name}")
+
+
+# ------------------------------------------------------------------------------ running
+def shrink(config: dict[str, Any]) -> dict[str, Any]:
+    """The default ``--tiny``: the first task and seed, one epoch, 16 test rows, no budget."""
+    grid = dict(config.get("grid", {}))
+    base = dict(config.get("base", {}))
+    for key in ("task", "seed", "data_seed"):
+        if key in grid:
+            grid[key] = grid[key][:1]
+    base.update(epochs=1, test_rows=16)
+    return {"base": base, "grid": grid}
+
+
+def sweep_config(part: Any, backend: str | None, tiny: bool) -> dict[str, Any]:
+    """The part's sweep file as a dict, with ``--tiny`` and ``--backend`` applied."""
+    from bdpl.cli.config import read_toml
+
+    config = read_toml(HERE / part.SWEEP, "sweep file")
+    if tiny:
+        config = getattr(part, "tiny", shrink)(config)
+    if backend is not None:
+        config.setdefault("base", {})["backend"] = backend
+        config.get("grid", {}).pop("backend", None)
+    return config
+
+
+def run_sweep_part(name: str, part: Any, out: Path, backend: str | None, tiny: bool,
+                   workers: int) -> dict[str, Any]:  # fmt: skip
+    """Run (or resume) the part's sweep; return its records and what ran."""
+    from bdpl.sweep import Sweep, run_sweep
+
+    config = sweep_config(part, backend, tiny)
+    sweep = Sweep.build(config.get("base", {}), config.get("grid", {}), config.get("budget"))
+    folder = out / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    walls_file = folder / "wall.json"
+    walls: dict[str, float] = {}
+    if walls_file.is_file():
+        walls = json.loads(walls_file.read_text(encoding="utf-8"))
+    clock = [time.perf_counter()]
+
+    def on_cell(cell: str, status: str) -> None:
+        now = time.perf_counter()
+        if status != "skipped" and workers == 0:
+            # In-process cells run one after the other: the time since the last report is
+            # this cell's (its backend's loading included); a resumed cell adds its parts.
+            walls[cell] = walls.get(cell, 0.0) + now - clock[0]
+            _atomic(walls_file, json.dumps(walls, indent=1, sort_keys=True))
+        clock[0] = now
+        print(f"[{name}] {cell}: {status}", file=sys.stderr, flush=True)
+
+    cache = str(out / "runs" / "cache")
+    report = run_sweep(sweep, folder, workers=workers, cache=cache, on_cell=on_cell)
+    cells = [_record(c, folder / "cells" / c.name, report.table.rows, walls)
+             for c in sweep.cells]  # fmt: skip
+    return {"cells": cells, "failed": report.failed, "sweep_config": config}
+
+
+def _record(cell: Any, run: Path, rows: Sequence[Mapping[str, Any]],
+            walls: Mapping[str, float]) -> dict[str, Any]:  # fmt: skip
+    """One cell's record (``common.RECORD_FIELDS``) from its row and its run folder."""
+    row = next((r for r in rows if r["cell"] == cell.name), {"status": "not run"})
+    config = {**cell.config.model_dump(), "method": cell.method,
+              "demonstrations": cell.demonstrations}  # fmt: skip
+    metrics: dict[str, Any] = {}
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    history: list[dict[str, Any]] = []
+    if (run / "history.jsonl").is_file():
+        for line in (run / "history.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                history.append({k: v for k, v in entry.items() if k not in _DROPPED})
+    steps = [h for h in history if h.get("kind") == "step"]
+    queries = metrics.get("queries", {})
+    return {
+        "cell": cell.name,
+        "group": cell.group,
+        "status": row.get("status"),
+        "error": row.get("error"),
+        "values": dict(cell.values),
+        "config": config,
+        "task": config["task"],
+        "data_seed": config["data_seed"],
+        "seed": config["seed"],
+        "method": cell.method,
+        "estimator": config["estimator"],
+        "calibration": config["calibration"],
+        "backend": config["backend"],
+        "metric": metrics.get("metric"),
+        "dev_manual": row.get("dev_manual"),
+        "dev_learned": row.get("dev_learned"),
+        "test_manual": row.get("test_manual"),
+        "test_learned": row.get("test_learned"),
+        "dev": row.get("dev_learned"),
+        "test": row.get("test_learned"),
+        "test_rows": (metrics.get("test") or {}).get("rows"),
+        "prompt": metrics.get("prompt"),
+        "stop_reason": metrics.get("stop_reason"),
+        "paid_queries": queries.get("paid"),
+        "cached_queries": queries.get("cached"),
+        "duplicates": queries.get("duplicates"),
+        "dollars": queries.get("dollars"),
+        "train_paid_queries": steps[-1]["paid_queries"] if steps else 0,
+        "steps": len(steps),
+        "nonfinite": sum(int(h.get("nonfinite", 0)) for h in steps),
+        "floored": sum(int(h.get("floored", 0)) for h in steps),
+        "wall_seconds": walls.get(cell.name),
+        "history": history,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """The machine the study ran on."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    with contextlib.suppress(AttributeError):  # not on Linux
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        first = meminfo.read_text(encoding="utf-8").splitlines()[0].split()
+        info["memory_gib"] = round(int(first[1]) / 2**20, 1)
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command as typed from the repository root."""
+    script = Path(__file__).resolve().relative_to(ROOT).as_posix()
+    return shlex.join(["python", script, *argv])
+
+
+def run_part(name: str, out: Path, backend: str | None, tiny: bool, workers: int,
+             argv: Sequence[str]) -> None:  # fmt: skip
+    """Run one part and write ``OUT/results/<name>.json``."""
+    from bdpl.cli.runs import versions
+
+    part = load(name)
+    before = common.load_part(out / "results", name) or {}
+    started = now()
+    doc: dict[str, Any] = {
+        "part": name,
+        "title": part.TITLE,
+        "sweep": part.SWEEP,
+        "tiny": tiny,
+        "backend": backend,
+        "commands": [*before.get("commands", []), command_line(argv)],
+        "started": before.get("started", started),
+        "machine": machine(),
+        "versions": versions(),
+    }
+    if part.SWEEP is not None:
+        result = run_sweep_part(name, part, out, backend, tiny, workers)
+        folder = (out / "runs" / name).resolve()
+        try:
+            shown = folder.relative_to(ROOT).as_posix()
+        except ValueError:
+            shown = str(folder)
+        sweep_cmd = f"bdpl sweep benchmarks/study/{part.SWEEP} --out {shown} --workers 0"
+        doc.update(
+            cells=result["cells"],
+            failed=result["failed"],
+            sweep_config=result["sweep_config"],
+            equivalent=sweep_cmd if backend is None and not tiny else None,
+        )
+        doc["finished"] = now()
+        common.write_results(out, name, doc)
+    else:
+        runner: Callable[[Path, str | None, bool], None] | None = getattr(part, "run", None)
+        if runner is None:
+            return  # a report-only part: it reads other parts' results
+        runner(out, backend, tiny)
+        written = common.load_part(out / "results", name) or {}
+        doc.update({k: v for k, v in written.items() if k not in doc or k == "cells"})
+        doc["finished"] = now()
+        common.write_results(out, name, doc)
+
+
+# ----------------------------------------------------------------------------- reporting
+def report(out: Path, markdown: Path) -> str:
+    """Write ``markdown`` (and ``OUT/figures``) from ``OUT/results``; return its text."""
+    results = out / "results"
+    figures = out / "figures"
+    common.MARKDOWN_DIR = markdown.resolve().parent
+    docs = {n: common.load_part(results, n) for n in part_names()}
+    ran = {n: d for n, d in docs.items() if d is not None}
+    lines = [
+        "# Benchmarks: the BDPL study",
+        "",
+        "Generated by `python benchmarks/study/study.py report` from "
+        f"`{_shown(results)}/*.json`; every number below is what the run wrote. "
+        "Regenerate the figures and this file with that command; rerun a part with the "
+        "command listed under it (finished cells are skipped).",
+        "",
+    ]
+    if any(d.get("tiny") or d.get("backend") == "fake" for d in ran.values()):
+        lines += [
+            "> **Not a benchmark result:** some parts below ran with `--tiny` or the `fake` "
+            "backend (a smoke test of the scripts); their numbers mean nothing about BDPL.",
+            "",
+        ]
+    lines += ["## Runs", "", _runs_table(ran), ""]
+    for name in part_names():
+        part = load(name)
+        body = part.report(results, figures)
+        lines += [body.strip(), ""]
+    text = "\n".join(lines).rstrip() + "\n"
+    markdown.write_text(text, encoding="utf-8")
+    return text
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _runs_table(docs: Mapping[str, Mapping[str, Any]]) -> str:
+    if not docs:
+        return "_No part has run yet._\n"
+    rows = []
+    for name, d in docs.items():
+        m = d.get("machine", {})
+        v = d.get("versions", {})
+        where = f"{m.get('cpu', '?')}, {m.get('usable_cpus', m.get('cpus', '?'))} CPUs"
+        if m.get("gpu"):
+            where += f", {m['gpu']}"
+        soft = ", ".join(f"{k} {v[k]}" for k in ("bdpl", "python", "torch", "transformers")
+                         if k in v)  # fmt: skip
+        cells = d.get("cells", [])
+        finished = sum(1 for c in cells if c.get("status") == "done")
+        cmds = "<br>".join(f"`{c}`" for c in d.get("commands", []))
+        if d.get("equivalent"):
+            cmds += f"<br>(= `{d['equivalent']}`)"
+        rows.append([name, f"{d.get('started', '?')} to {d.get('finished', '?')}",
+                     where, soft, f"{finished}/{len(cells)}", cmds])  # fmt: skip
+    return common.markdown_table(
+        ["part", "ran (UTC)", "machine", "versions", "cells done", "commands"], rows
+    )
+
+
+# ---------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="study.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run parts (resumable)")
+    run.add_argument("parts", nargs="+", metavar="PART", help=f"of: {', '.join(part_names())}")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    run.add_argument("--backend", help="override every cell's backend (e.g. fake)")
+    run.add_argument("--tiny", action="store_true", help="a smoke-test-sized study")
+    run.add_argument("--workers", type=int, default=0,
+                     help="cells in parallel processes (0: one by one, here; wall times per "
+                          "cell are only recorded with 0)")  # fmt: skip
+    rep = sub.add_parser("report", help="write BENCHMARKS.md and the figures")
+    rep.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    rep.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        for name in args.parts:
+            load(name)  # every name checked before anything runs
+        for name in args.parts:
+            run_part(name, args.out, args.backend, args.tiny, args.workers, argv)
+    else:
+        report(args.out, args.markdown)
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
