@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,26 @@ VARIANTS = ("manual", "in-context", "random", "bdpl (loo)", "bdpl (reference)")
 Records = Sequence[Mapping[str, Any]]
 
 
-def tiny(config: dict[str, Any], tasks: int, seeds: int) -> dict[str, Any]:
-    """``config`` shrunk for the smoke test: the first tasks and seeds, 1 epoch, 8 test rows,
-    every method, estimator and calibration kept (so every table has its columns)."""
-    grid = dict(config.get("grid", {}))
-    grid["task"] = grid["task"][:tasks]
-    grid["data_seed"] = grid["data_seed"][:seeds]
-    base = {**config.get("base", {}), "epochs": 1, "test_rows": 8}
-    return {"base": base, "grid": grid}
+Tiny = Callable[[dict[str, Any]], dict[str, Any]]
+Report = Callable[[Path, Path], str]
+
+
+def hooks(part: str, title: str, *, tasks: int, seeds: int) -> tuple[Tiny, Report]:
+    """A comparison part's ``tiny`` and ``report``: ``--tiny`` keeps the first ``tasks`` and
+    ``seeds``, 1 epoch and 8 test rows, every method, estimator and calibration (so every
+    table has its columns); the report is :func:`section`."""
+
+    def tiny(config: dict[str, Any]) -> dict[str, Any]:
+        grid = dict(config.get("grid", {}))
+        grid["task"] = grid["task"][:tasks]
+        grid["data_seed"] = grid["data_seed"][:seeds]
+        base = {**config.get("base", {}), "epochs": 1, "test_rows": 8}
+        return {"base": base, "grid": grid}
+
+    def report(results: Path, figures: Path) -> str:
+        return section(part, title, results, figures)
+
+    return tiny, report
 
 
 def calibrations(records: Records) -> list[str]:

@@ -6,6 +6,10 @@ Usage::
     python benchmarks/study/study.py run main estimators efficiency
     python benchmarks/study/study.py report                  # BENCHMARKS.md + figures
 
+A long sweep runs in parts: ``run main --only task=sst2,rte`` runs those cells only (the
+results still list every finished cell), and ``run main --collect`` runs nothing and writes
+the results of what has finished so far (for an interim report).
+
 A part is a module ``parts/<name>.py`` with ``TITLE``, ``SWEEP`` (its sweep file in this
 folder, or None when it runs itself), optionally ``tiny(config) -> config`` and
 ``run(out, backend, tiny)``, and ``report(results, figures) -> str`` (its Markdown section).
@@ -27,6 +31,7 @@ import platform
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,11 +87,27 @@ def sweep_config(part: Any, backend: str | None, tiny: bool) -> dict[str, Any]:
     return config
 
 
-def run_sweep_part(name: str, part: Any, out: Path, backend: str | None, tiny: bool,
-                   workers: int) -> dict[str, Any]:  # fmt: skip
-    """Run (or resume) the part's sweep; return its records and what ran."""
-    config = sweep_config(part, backend, tiny)
-    return sweeps.run(name, config, out, workers)
+@dataclass(frozen=True)
+class Options:
+    """How ``run`` runs the parts (the command line's options)."""
+
+    out: Path = DEFAULT_OUT
+    backend: str | None = None
+    tiny: bool = False
+    workers: int = 0
+    only: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    collect: bool = False
+
+
+def parse_only(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``["task=sst2,rte", "data_seed=13"]`` as ``{"task": ["sst2", "rte"], "data_seed": [13]}``."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise SystemExit(f"--only {item!r}: give KEY=VALUE[,VALUE...], e.g. task=sst2,rte")
+        out.setdefault(key, []).extend(int(v) if v.isdigit() else v for v in values.split(","))
+    return out
 
 
 def machine() -> dict[str, Any]:
@@ -129,50 +150,47 @@ def command_line(argv: Sequence[str]) -> str:
     return shlex.join(["python", script, *argv])
 
 
-def run_part(name: str, out: Path, backend: str | None, tiny: bool, workers: int,
-             argv: Sequence[str]) -> None:  # fmt: skip
+def run_part(name: str, options: Options, argv: Sequence[str]) -> None:
     """Run one part and write ``OUT/results/<name>.json``."""
     from bdpl.cli.runs import versions
 
     part = load(name)
+    out = options.out
     before = common.load_part(out / "results", name) or {}
-    started = now()
     doc: dict[str, Any] = {
         "part": name,
         "title": part.TITLE,
         "sweep": part.SWEEP,
-        "tiny": tiny,
-        "backend": backend,
+        "tiny": options.tiny,
+        "backend": options.backend,
         "commands": [*before.get("commands", []), command_line(argv)],
-        "started": before.get("started", started),
+        "started": before.get("started", now()),
         "machine": machine(),
         "versions": versions(),
     }
     if part.SWEEP is not None:
-        result = run_sweep_part(name, part, out, backend, tiny, workers)
-        folder = (out / "runs" / name).resolve()
-        try:
-            shown = folder.relative_to(ROOT).as_posix()
-        except ValueError:
-            shown = str(folder)
-        sweep_cmd = f"bdpl sweep benchmarks/study/{part.SWEEP} --out {shown} --workers 0"
+        config = sweep_config(part, options.backend, options.tiny)
+        result = sweeps.run(name, config, out, options.workers, only=options.only,
+                            collect=options.collect)  # fmt: skip
+        sweep_cmd = (f"bdpl sweep benchmarks/study/{part.SWEEP} --out "
+                     f"{_shown(out / 'runs' / name)} --workers 0 --cache "
+                     f"{_shown(out / 'runs' / 'cache')}")  # fmt: skip
+        plain = options.backend is None and not options.tiny and not options.only
         doc.update(
             cells=result["cells"],
             failed=result["failed"],
             sweep_config=result["sweep_config"],
-            equivalent=sweep_cmd if backend is None and not tiny else None,
+            equivalent=sweep_cmd if plain else None,
         )
-        doc["finished"] = now()
-        common.write_results(out, name, doc)
     else:
         runner: Callable[[Path, str | None, bool], None] | None = getattr(part, "run", None)
-        if runner is None:
-            return  # a report-only part: it reads other parts' results
-        runner(out, backend, tiny)
+        if runner is None or options.collect:
+            return  # a report-only part (it reads other parts' results), or nothing to run
+        runner(out, options.backend, options.tiny)
         written = common.load_part(out / "results", name) or {}
         doc.update({k: v for k, v in written.items() if k not in doc or k == "cells"})
-        doc["finished"] = now()
-        common.write_results(out, name, doc)
+    doc["finished"] = now()
+    common.write_results(out, name, doc)
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -252,18 +270,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=0,
                      help="cells in parallel processes (0: one by one, here; wall times per "
                           "cell are only recorded with 0)")  # fmt: skip
+    run.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
+                     help="run only the cells with these grid values (a long sweep in parts); "
+                          "repeatable")  # fmt: skip
+    run.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: write the results of the cells finished so far",
+    )
     rep = sub.add_parser("report", help="write BENCHMARKS.md and the figures")
     rep.add_argument("--out", type=Path, default=DEFAULT_OUT)
     rep.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        for name in args.parts:
-            load(name)  # every name checked before anything runs
-        for name in args.parts:
-            run_part(name, args.out, args.backend, args.tiny, args.workers, argv)
-    else:
-        report(args.out, args.markdown)
-        print(f"wrote {args.markdown}", file=sys.stderr)
+    from bdpl.errors import BDPLError
+
+    try:
+        if args.command == "run":
+            for name in args.parts:
+                load(name)  # every name checked before anything runs
+            options = Options(args.out, args.backend, args.tiny, args.workers,
+                              parse_only(args.only), args.collect)  # fmt: skip
+            for name in args.parts:
+                run_part(name, options, argv)
+        else:
+            report(args.out, args.markdown)
+            print(f"wrote {args.markdown}", file=sys.stderr)
+    except BDPLError as exc:
+        print(f"study.py: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -14,17 +14,46 @@ from typing import Any
 _DROPPED = ("distribution", "entropy")
 
 
-def run(name: str, config: Mapping[str, Any], out: Path, workers: int = 0) -> dict[str, Any]:
+def run(
+    name: str,
+    config: Mapping[str, Any],
+    out: Path,
+    workers: int = 0,
+    *,
+    only: Mapping[str, Sequence[Any]] | None = None,
+    collect: bool = False,
+) -> dict[str, Any]:
     """Run (or resume) the sweep ``config`` (``{"base", "grid", "budget"}``) in
     ``out/runs/<name>`` with the study's cache ``out/runs/cache``.
 
+    Args:
+        name: the part (its folder under ``out/runs``).
+        config: the sweep, as a sweep file's dict.
+        out: the study's folder.
+        workers: as ``bdpl sweep --workers`` (wall times are recorded only with 0).
+        only: run only the cells whose grid values are among these (``{"task": ["sst2"]}``),
+            to run a long sweep in parts; the records still cover every finished cell.
+        collect: run nothing; only read the finished cells' folders.
+
     Returns:
-        ``{"cells": [record, ...], "failed": {cell: error}, "sweep_config": config}``, the
-        records as :func:`common.load_results` gives them.
+        ``{"cells": [record, ...], "failed": {cell: error}, "sweep_config": config}``: one
+        record per cell of the whole grid (:data:`common.RECORD_FIELDS`; ``status`` is
+        ``done``, ``failed`` or ``not run``).
+
+    Raises:
+        ConfigError: an ``only`` key that is not a grid key, or a value not in its list.
     """
+    from bdpl.errors import ConfigError
     from bdpl.sweep import Sweep, run_sweep
 
-    sweep = Sweep.build(config.get("base", {}), config.get("grid", {}), config.get("budget"))
+    grid = dict(config.get("grid", {}))
+    sweep = Sweep.build(config.get("base", {}), grid, config.get("budget"))
+    narrowed = dict(grid)
+    for key, values in (only or {}).items():
+        unknown = [v for v in values if v not in grid.get(key, [])]
+        if key not in grid or unknown:
+            raise ConfigError(f"--only {key}: not among the grid's values {grid.get(key)}")
+        narrowed[key] = [v for v in grid[key] if v in values]
     folder = out / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     walls_file = folder / "wall.json"
@@ -43,17 +72,18 @@ def run(name: str, config: Mapping[str, Any], out: Path, workers: int = 0) -> di
         clock[0] = now
         print(f"[{name}] {cell}: {status}", file=sys.stderr, flush=True)
 
-    cache = str(out / "runs" / "cache")
-    report = run_sweep(sweep, folder, workers=workers, cache=cache, on_cell=on_cell)
-    cells = [_record(c, folder / "cells" / c.name, report.table.rows, walls)
+    failed: dict[str, str] = {}
+    if not collect:
+        part = Sweep.build(config.get("base", {}), narrowed, config.get("budget"))
+        cache = str(out / "runs" / "cache")
+        failed = run_sweep(part, folder, workers=workers, cache=cache, on_cell=on_cell).failed
+    cells = [_record(c, folder / "cells" / c.name, failed.get(c.name), walls)
              for c in sweep.cells]  # fmt: skip
-    return {"cells": cells, "failed": report.failed, "sweep_config": config}
+    return {"cells": cells, "failed": failed, "sweep_config": config}
 
 
-def _record(cell: Any, run: Path, rows: Sequence[Mapping[str, Any]],
-            walls: Mapping[str, float]) -> dict[str, Any]:  # fmt: skip
-    """One cell's record (``common.RECORD_FIELDS``) from its row and its run folder."""
-    row = next((r for r in rows if r["cell"] == cell.name), {"status": "not run"})
+def _record(cell: Any, run: Path, error: str | None, walls: Mapping[str, float]) -> dict[str, Any]:
+    """One cell's record (``common.RECORD_FIELDS``) from its run folder."""
     config = {**cell.config.model_dump(), "method": cell.method,
               "demonstrations": cell.demonstrations}  # fmt: skip
     metrics: dict[str, Any] = {}
@@ -67,11 +97,13 @@ def _record(cell: Any, run: Path, rows: Sequence[Mapping[str, Any]],
                 history.append({k: v for k, v in entry.items() if k not in _DROPPED})
     steps = [h for h in history if h.get("kind") == "step"]
     queries = metrics.get("queries", {})
+    dev, test = metrics.get("dev") or {}, metrics.get("test") or {}
+    status = "done" if metrics else "failed" if error is not None else "not run"
     return {
         "cell": cell.name,
         "group": cell.group,
-        "status": row.get("status"),
-        "error": row.get("error"),
+        "status": status,
+        "error": error,
         "values": dict(cell.values),
         "config": config,
         "task": config["task"],
@@ -82,13 +114,13 @@ def _record(cell: Any, run: Path, rows: Sequence[Mapping[str, Any]],
         "calibration": config["calibration"],
         "backend": config["backend"],
         "metric": metrics.get("metric"),
-        "dev_manual": row.get("dev_manual"),
-        "dev_learned": row.get("dev_learned"),
-        "test_manual": row.get("test_manual"),
-        "test_learned": row.get("test_learned"),
-        "dev": row.get("dev_learned"),
-        "test": row.get("test_learned"),
-        "test_rows": (metrics.get("test") or {}).get("rows"),
+        "dev_manual": dev.get("manual"),
+        "dev_learned": dev.get("learned"),
+        "test_manual": test.get("manual"),
+        "test_learned": test.get("learned"),
+        "dev": dev.get("learned"),
+        "test": test.get("learned"),
+        "test_rows": test.get("rows"),
         "prompt": metrics.get("prompt"),
         "stop_reason": metrics.get("stop_reason"),
         "paid_queries": queries.get("paid"),

@@ -141,6 +141,24 @@ def test_rerun_skips_finished_cells_and_report_needs_no_run_folders(study: Path)
     assert second.split("## Runs")[1] == first.split("## Runs")[1]
 
 
+def test_only_runs_part_of_a_sweep_and_collect_runs_nothing(tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    part = _study("run", "reduced", "--tiny", "--backend", "fake", "--out", out,
+                  "--only", "data_seed=21", cwd=tmp_path)  # fmt: skip
+    assert part.returncode == 0, part.stderr[-3000:]
+    cells = json.loads((tmp_path / "out" / "results" / "reduced.json").read_text())["cells"]
+    status = {(c["data_seed"], c["status"]) for c in cells}
+    assert status == {(21, "done"), (13, "not run")}
+    collected = _study("run", "reduced", "--tiny", "--backend", "fake", "--out", out,
+                       "--collect", cwd=tmp_path)  # fmt: skip
+    assert collected.returncode == 0 and ": done" not in collected.stderr
+    again = json.loads((tmp_path / "out" / "results" / "reduced.json").read_text())["cells"]
+    assert [c["status"] for c in again] == [c["status"] for c in cells]
+    wrong = _study("run", "reduced", "--tiny", "--backend", "fake", "--out", out,
+                   "--only", "data_seed=7", cwd=tmp_path)  # fmt: skip
+    assert wrong.returncode == 2 and "--only data_seed" in wrong.stderr
+
+
 def test_an_unknown_part_is_refused_before_anything_runs(tmp_path: Path) -> None:
     done = _study("run", "reduced", "no-such-part", "--out", str(tmp_path), cwd=tmp_path)
     assert done.returncode != 0 and "unknown part 'no-such-part'" in done.stderr

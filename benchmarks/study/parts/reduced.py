@@ -1,20 +1,10 @@
-"""The reduced comparison (the README's default): 3 tasks x 3 split seeds x every method."""
+"""The reduced comparison, the README's default: 3 tasks x 3 split seeds x every method
+(``reduced.toml``); ``--tiny`` keeps one task and two seeds (so a std exists)."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 import compare
 
 TITLE = "Reduced comparison (the default run)"
 SWEEP = "reduced.toml"
-
-
-def tiny(config: dict[str, Any]) -> dict[str, Any]:
-    """One task, two seeds (so a std exists), one epoch, every method."""
-    return compare.tiny(config, tasks=1, seeds=2)
-
-
-def report(results: Path, figures: Path) -> str:
-    return compare.section("reduced", TITLE, results, figures)
+tiny, report = compare.hooks("reduced", TITLE, tasks=1, seeds=2)
