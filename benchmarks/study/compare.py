@@ -214,5 +214,8 @@ def _figure(part: str, records: Records, figures: Path) -> str | None:
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("test metric")
         ax.set_title(f"{part}: calibration {cal} (mean ± std over seeds)")
-    axes[0, 0].legend(fontsize=7, ncol=len(VARIANTS))
+    handles, names_ = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names_, loc="lower center", ncol=len(VARIANTS), fontsize=8,
+               bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    fig.tight_layout()
     return common.save_figure(fig, figures, f"{part}_test")

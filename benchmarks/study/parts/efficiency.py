@@ -139,7 +139,7 @@ def _walls(records: Records) -> str:
         row = [str(task)]
         for m in methods:
             row.append(common.fmt_mean_std((r.get("wall_seconds") for r in group
-                                            if common.label(r) == m), digits=1))  # fmt: skip
+                                            if common.label(r) == m), digits=2))  # fmt: skip
         rows.append(row)
     return (
         "Wall time per fit in seconds (mean ± std over seeds and calibrations; loading the "
