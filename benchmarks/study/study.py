@@ -216,7 +216,7 @@ def report(out: Path, markdown: Path) -> str:
             "backend (a smoke test of the scripts); their numbers mean nothing about BDPL.",
             "",
         ]
-    lines += ["## Runs", "", _runs_table(ran), ""]
+    lines += ["## Runs", "", _runs_table(ran).strip(), ""]
     for name in part_names():
         part = load(name)
         body = part.report(results, figures)
