@@ -29,6 +29,7 @@ import importlib
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import common
+
+# The bdpl of this checkout, not whichever one the environment installed: a script's own
+# folder heads sys.path, the repository root does not.
+sys.path.insert(1, str(common.ROOT))
+
 import sweeps
 
 HERE = common.HERE
@@ -140,6 +146,20 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def commit() -> str | None:
+    """The checkout's git commit, ``+dirty`` when it has uncommitted changes; None outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+
+    try:
+        head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "-uno")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty.strip() else "")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -167,6 +187,7 @@ def run_part(name: str, options: Options, argv: Sequence[str]) -> None:
         "started": before.get("started", now()),
         "machine": machine(),
         "versions": versions(),
+        "commit": commit(),
     }
     if part.SWEEP is not None:
         config = sweep_config(part, options.backend, options.tiny)
@@ -245,6 +266,9 @@ def _runs_table(docs: Mapping[str, Mapping[str, Any]]) -> str:
             where += f", {m['gpu']}"
         soft = ", ".join(f"{k} {v[k]}" for k in ("bdpl", "python", "torch", "transformers")
                          if k in v)  # fmt: skip
+        if d.get("commit"):
+            dirty = " (uncommitted changes)" if d["commit"].endswith("+dirty") else ""
+            soft += f", commit {d['commit'][:12]}{dirty}"
         cells = d.get("cells", [])
         finished = sum(1 for c in cells if c.get("status") == "done")
         cmds = "<br>".join(f"`{c}`" for c in d.get("commands", []))

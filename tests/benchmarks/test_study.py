@@ -110,7 +110,7 @@ def test_results_hold_the_documented_record_and_the_run_metadata(study: Path) ->
     finally:
         sys.path.remove(str(STUDY))
     doc = json.loads((study / "results" / "reduced.json").read_text(encoding="utf-8"))
-    assert {"machine", "versions", "commands", "started", "finished"} <= set(doc)
+    assert {"machine", "versions", "commit", "commands", "started", "finished"} <= set(doc)
     assert doc["tiny"] is True and doc["backend"] == "fake"
     assert "--tiny --backend fake" in doc["commands"][-1]
     cells = common.load_results(study / "results", "reduced")
