@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/study/study.py run reduced             # the default, <= 60 min, 2 cores
-    python benchmarks/study/study.py run main estimators efficiency
+    python benchmarks/study/study.py run reduced estimators efficiency  # <= 60 min, 2 cores
+    python benchmarks/study/study.py run main --only task=sst2,rte      # the full run, in parts
     python benchmarks/study/study.py report                  # BENCHMARKS.md + figures
 
 A long sweep runs in parts: ``run main --only task=sst2,rte`` runs those cells only (the
