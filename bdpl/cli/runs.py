@@ -6,7 +6,8 @@ A run folder holds:
 - ``versions.json``: bdpl's, Python's and the dependencies' versions;
 - ``checkpoint.json``: the optimizer after the last finished epoch (for ``--resume``);
 - ``history.jsonl``: one line per step (loss, entropy of each position, paid and cached
-  queries, dollars) and per epoch (dev metric, argmax prompt, each position's distribution);
+  queries, dollars, counts of non-finite and floored probabilities) and per epoch (dev
+  metric, argmax prompt, each position's distribution);
 - ``prompt.json``: the learned prompt (:meth:`bdpl.Optimizer.load` reads it);
 - ``metrics.json``: dev and test metrics of the manual and the learned prompt;
 - ``ledger.jsonl`` and ``ledger-summary.json``: every paid call and the totals.
@@ -223,6 +224,21 @@ def _entropies(probs: np.ndarray[Any, Any]) -> list[float]:
     return [round(float(-(row * np.log(row)).sum()), 6) for row in p]
 
 
+def _stability(optimizer: Optimizer, probs: np.ndarray[Any, Any]) -> dict[str, int]:
+    """How close a step came to the numerical failures the estimators guard against.
+
+    ``nonfinite``: NaN or infinite probabilities in the distribution after the step (no
+    estimator should ever produce one). ``floored``: probabilities the reference estimator
+    raised to its floor, each one a ``1/p`` that the BDPL reference code, which has no
+    floor, would have turned into ``inf - inf`` (NaN); 0 for an estimator without a floor.
+    """
+    floor = getattr(optimizer.estimator, "floor", None)
+    floored = 0
+    if floor is not None:
+        floored = int(np.count_nonzero(optimizer.state.estimator.params <= floor))
+    return {"nonfinite": int(probs.size - np.count_nonzero(np.isfinite(probs))), "floored": floored}
+
+
 def _write_json(path: Path, data: object) -> None:
     """Write JSON atomically: a kill leaves the old file or the new one, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
@@ -332,14 +348,16 @@ def fit_run(
             nonlocal step
             step += 1
             stats = meter.stats
+            probs = optimizer.probs
             record = {
                 "kind": "step",
                 "step": step,
                 "loss": round(loss, 6),
-                "entropy": _entropies(optimizer.probs),
+                "entropy": _entropies(probs),
                 "paid_queries": stats.paid_queries,
                 "cached_queries": stats.hits + stats.duplicates,
                 "dollars": round(stats.dollars, 8),
+                **_stability(optimizer, probs),
             }
             _history_line(history, record)
             if on_step is not None:

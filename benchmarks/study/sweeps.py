@@ -1,0 +1,142 @@
+"""Running one sweep of the study in-process and turning its run folders into records."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# History keys kept in the compact results: the distributions are large and no table uses them.
+_DROPPED = ("distribution", "entropy")
+
+
+def run(
+    name: str,
+    config: Mapping[str, Any],
+    out: Path,
+    workers: int = 0,
+    *,
+    only: Mapping[str, Sequence[Any]] | None = None,
+    collect: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) the sweep ``config`` (``{"base", "grid", "budget"}``) in
+    ``out/runs/<name>`` with the study's cache ``out/runs/cache``.
+
+    Args:
+        name: the part (its folder under ``out/runs``).
+        config: the sweep, as a sweep file's dict.
+        out: the study's folder.
+        workers: as ``bdpl sweep --workers`` (wall times are recorded only with 0).
+        only: run only the cells whose grid values are among these (``{"task": ["sst2"]}``),
+            to run a long sweep in parts; the records still cover every finished cell.
+        collect: run nothing; only read the finished cells' folders.
+
+    Returns:
+        ``{"cells": [record, ...], "failed": {cell: error}, "sweep_config": config}``: one
+        record per cell of the whole grid (:data:`common.RECORD_FIELDS`; ``status`` is
+        ``done``, ``failed`` or ``not run``).
+
+    Raises:
+        ConfigError: an ``only`` key that is not a grid key, or a value not in its list.
+    """
+    from bdpl.errors import ConfigError
+    from bdpl.sweep import Sweep, run_sweep
+
+    grid = dict(config.get("grid", {}))
+    sweep = Sweep.build(config.get("base", {}), grid, config.get("budget"))
+    narrowed = dict(grid)
+    for key, values in (only or {}).items():
+        unknown = [v for v in values if v not in grid.get(key, [])]
+        if key not in grid or unknown:
+            raise ConfigError(f"--only {key}: not among the grid's values {grid.get(key)}")
+        narrowed[key] = [v for v in grid[key] if v in values]
+    folder = out / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    walls_file = folder / "wall.json"
+    walls: dict[str, float] = {}
+    if walls_file.is_file():
+        walls = json.loads(walls_file.read_text(encoding="utf-8"))
+    clock = [time.perf_counter()]
+
+    def on_cell(cell: str, status: str) -> None:
+        now = time.perf_counter()
+        if status != "skipped" and workers == 0:
+            # In-process cells run one after the other: the time since the last report is
+            # this cell's (its backend's loading included); a resumed cell adds its parts.
+            walls[cell] = walls.get(cell, 0.0) + now - clock[0]
+            _atomic(walls_file, json.dumps(walls, indent=1, sort_keys=True))
+        clock[0] = now
+        print(f"[{name}] {cell}: {status}", file=sys.stderr, flush=True)
+
+    failed: dict[str, str] = {}
+    if not collect:
+        part = Sweep.build(config.get("base", {}), narrowed, config.get("budget"))
+        cache = str(out / "runs" / "cache")
+        failed = run_sweep(part, folder, workers=workers, cache=cache, on_cell=on_cell).failed
+    cells = [_record(c, folder / "cells" / c.name, failed.get(c.name), walls)
+             for c in sweep.cells]  # fmt: skip
+    return {"cells": cells, "failed": failed, "sweep_config": config}
+
+
+def _record(cell: Any, run: Path, error: str | None, walls: Mapping[str, float]) -> dict[str, Any]:
+    """One cell's record (``common.RECORD_FIELDS``) from its run folder."""
+    config = {**cell.config.model_dump(), "method": cell.method,
+              "demonstrations": cell.demonstrations}  # fmt: skip
+    metrics: dict[str, Any] = {}
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    history: list[dict[str, Any]] = []
+    if (run / "history.jsonl").is_file():
+        for line in (run / "history.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                history.append({k: v for k, v in entry.items() if k not in _DROPPED})
+    steps = [h for h in history if h.get("kind") == "step"]
+    queries = metrics.get("queries", {})
+    dev, test = metrics.get("dev") or {}, metrics.get("test") or {}
+    status = "done" if metrics else "failed" if error is not None else "not run"
+    return {
+        "cell": cell.name,
+        "group": cell.group,
+        "status": status,
+        "error": error,
+        "values": dict(cell.values),
+        "config": config,
+        "task": config["task"],
+        "data_seed": config["data_seed"],
+        "seed": config["seed"],
+        "method": cell.method,
+        "estimator": config["estimator"],
+        "calibration": config["calibration"],
+        "backend": config["backend"],
+        "metric": metrics.get("metric"),
+        "dev_manual": dev.get("manual"),
+        "dev_learned": dev.get("learned"),
+        "test_manual": test.get("manual"),
+        "test_learned": test.get("learned"),
+        "dev": dev.get("learned"),
+        "test": test.get("learned"),
+        "test_rows": test.get("rows"),
+        "prompt": metrics.get("prompt"),
+        "stop_reason": metrics.get("stop_reason"),
+        "paid_queries": queries.get("paid"),
+        "cached_queries": queries.get("cached"),
+        "duplicates": queries.get("duplicates"),
+        "dollars": queries.get("dollars"),
+        "train_paid_queries": steps[-1]["paid_queries"] if steps else 0,
+        "steps": len(steps),
+        "nonfinite": sum(int(h.get("nonfinite", 0)) for h in steps),
+        "floored": sum(int(h.get("floored", 0)) for h in steps),
+        "wall_seconds": walls.get(cell.name),
+        "history": history,
+    }
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
