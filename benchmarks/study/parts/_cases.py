@@ -1,0 +1,328 @@
+"""What the case-study parts share (not a part itself: its name starts with ``_``).
+
+- :func:`shrink`: the ``--tiny`` form of a case study's grid (one data seed, 1 epoch, 16 test
+  rows, the studied values cut to ``keep``).
+- :func:`run_grid`: the fits of a part that runs itself (``budget``, ``transfer``,
+  ``explanations``), as ``bdpl sweep`` runs them: resumable cells under ``OUT/runs/<part>``,
+  the study's query cache ``OUT/runs/cache``; :func:`record` reads one cell's run folder.
+- :func:`factor_section`: the report of a one-factor study (a table of mean ± std over data
+  seeds per studied value, the value dev would choose, and a figure), every number computed
+  from the records; :func:`scale` says the scale a part ran at.
+
+The case studies vary one setting of the main job (SST-2 on the embedded SmolLM2, the paper's
+template, content-free calibration, prompt length 3, 8 samples, batch 16, 10 epochs: the
+settings ``benchmarks/results/main_job.md`` chose on dev) over the 16-shot data seeds 13, 21
+and 42; their seed is the data seed (``data_seed``), the optimizer's ``seed`` stays 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import common
+
+SEED = "data_seed"
+# The settings a case study's scale line names when they are the same in every cell.
+_SHOWN = (
+    ("task", "task"), ("backend", "backend"), ("k", "k per class"),
+    ("calibration", "calibration"), ("template", "template"), ("prompt_length", "prompt length"),
+    ("sample_size", "sample size"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("loss", "loss"), ("vocab_size", "vocabulary size"), ("vocab_source", "vocabulary source"),
+    ("test_rows", "test rows"), ("seed", "optimizer seed"),
+)  # fmt: skip
+
+
+def shrink(config: Mapping[str, Any], keep: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """``config`` (a sweep file as a dict) cut to a smoke test: the first task and data seed,
+    1 epoch, 16 test rows, and each grid key of ``keep`` cut to its first ``keep[key]``
+    values."""
+    grid = {k: list(v) for k, v in config.get("grid", {}).items()}
+    for key in ("task", "seed", SEED):
+        if key in grid:
+            grid[key] = grid[key][:1]
+    for key, n in (keep or {}).items():
+        grid[key] = grid[key][:n]
+    base = {**config.get("base", {}), "epochs": 1, "test_rows": 16}
+    return {**config, "base": base, "grid": grid}
+
+
+def sweep_config(
+    file: str,
+    backend: str | None,
+    tiny: bool,
+    tiny_fn: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """The sweep file ``benchmarks/study/<file>`` as a dict, shrunk by ``tiny_fn`` when
+    ``tiny``, with every cell's backend replaced by ``backend`` when given."""
+    from bdpl.cli.config import read_toml
+
+    config = read_toml(common.HERE / file, "sweep file")
+    if tiny:
+        config = tiny_fn(config)
+    if backend is not None:
+        config.setdefault("base", {})["backend"] = backend
+        config.get("grid", {}).pop("backend", None)
+    return config
+
+
+def run_grid(out: Path, part: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Run (or resume) the fits ``config`` describes; one :func:`record` per cell.
+
+    As ``bdpl sweep --workers 0``: cells one by one in this process, finished ones skipped, a
+    killed one resumed; answers come from and go to the study's cache ``OUT/runs/cache``.
+    """
+    from bdpl.sweep import Sweep, run_sweep
+
+    sweep = Sweep.build(config.get("base", {}), config.get("grid", {}), config.get("budget"))
+    folder = out / "runs" / part
+    report = run_sweep(sweep, folder, workers=0, cache=cache_of(out))
+    return [
+        record(cell.name, dict(cell.values), folder / "cells" / cell.name,
+               report.failed.get(cell.name))
+        for cell in sweep.cells
+    ]  # fmt: skip
+
+
+def cache_of(out: Path) -> str:
+    """The study's query cache directory (shared by every part)."""
+    return str(out / "runs" / "cache")
+
+
+def record(name: str, values: Mapping[str, Any], run: Path, error: str | None) -> dict[str, Any]:
+    """One cell of a self-running part: its settings, final scores, queries and history.
+
+    The keys are those of the sweep parts' records that the case-study reports read.
+    """
+    from bdpl.cli.config import read_config
+
+    metrics: dict[str, Any] = {}
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    history = []
+    if (run / "history.jsonl").is_file():
+        for line in (run / "history.jsonl").read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            history.append({k: v for k, v in entry.items() if k not in ("distribution", "entropy")})
+    config = (
+        read_config(run / "config.toml").model_dump() if (run / "config.toml").is_file() else {}
+    )
+    dev, test = metrics.get("dev") or {}, metrics.get("test") or {}
+    queries = metrics.get("queries") or {}
+    return {
+        "cell": name,
+        "status": "done" if metrics and error is None else "failed",
+        "error": error,
+        "values": dict(values),
+        "config": config,
+        "run": str(run),
+        "metric": metrics.get("metric"),
+        "dev_manual": dev.get("manual"),
+        "dev_learned": dev.get("learned"),
+        "test_manual": test.get("manual"),
+        "test_learned": test.get("learned"),
+        "test_rows": test.get("rows"),
+        "prompt": metrics.get("prompt"),
+        "stop_reason": metrics.get("stop_reason"),
+        "paid_queries": queries.get("paid"),
+        "cached_queries": queries.get("cached"),
+        "dollars": queries.get("dollars"),
+        "wall_seconds": None,
+        "history": history,
+    }
+
+
+# ------------------------------------------------------------------------------ reports
+def value(record: Mapping[str, Any], key: str) -> Any:
+    """The record's value of setting ``key``: its grid value, else its configuration's."""
+    values = record.get("values") or {}
+    return values[key] if key in values else (record.get("config") or {}).get(key)
+
+
+def scale(records: Sequence[Mapping[str, Any]], varied: Sequence[str] = ()) -> str:
+    """One sentence: the cells, data seeds and the settings every cell shares."""
+    if not records:
+        return ""
+    seeds = sorted({value(r, SEED) for r in records}, key=str)
+    shared = []
+    for key, name in _SHOWN:
+        if key in varied:
+            continue
+        seen = {json.dumps(value(r, key), sort_keys=True) for r in records}
+        if len(seen) == 1:
+            shown = value(records[0], key)
+            if shown is not None:
+                shared.append(f"{name} `{shown}`")
+    done = common.done(records)
+    runs = f"{len(records)} run" + ("" if len(records) == 1 else "s")
+    text = (
+        f"Scale: {runs} ({len(done)} finished), data seeds "
+        f"{', '.join(str(s) for s in seeds)}; {', '.join(shared)}."
+    )
+    failed = [str(r["cell"]) for r in records if r.get("status") != "done"]
+    if failed:
+        text += f" Not finished: {', '.join(failed)}."
+    return text
+
+
+def _gain(rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    return [
+        float(r["test_learned"]) - float(r["test_manual"])
+        for r in rows
+        if r.get("test_learned") is not None and r.get("test_manual") is not None
+    ]
+
+
+def _minutes(rows: Sequence[Mapping[str, Any]]) -> str:
+    walls = common.finite(r.get("wall_seconds") for r in rows)
+    return common.fmt(sum(walls) / 60, 1) if walls else "-"
+
+
+def queries(record: Mapping[str, Any]) -> int | None:
+    """What the run would have paid with an empty cache: its paid queries and cache hits
+    (the study's cells share one cache, so a cell alike another's pays little itself)."""
+    paid, hits = record.get("paid_queries"), record.get("cached_queries")
+    return None if paid is None else int(paid) + int(hits or 0)
+
+
+def factor_rows(
+    records: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> list[tuple[tuple[Any, ...], list[Mapping[str, Any]]]]:
+    """Finished records grouped by their values of ``keys``, in grid order."""
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in common.done(records):
+        groups.setdefault(tuple(value(r, k) for k in keys), []).append(r)
+    return list(groups.items())
+
+
+def factor_table(
+    records: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    names: Sequence[str],
+    show: Callable[[str, Any], str] = lambda key, v: str(v),
+) -> str:
+    """Mean ± std over data seeds per value of ``keys``: dev and test of the manual and the
+    learned prompt, the test gain, :func:`queries` (mean) and minutes (summed over seeds)."""
+    header = [*names, "runs", "dev manual", "dev learned", "test manual", "test learned",
+              "test gain", "queries", "minutes"]  # fmt: skip
+    rows = []
+    for combo, group in factor_rows(records, keys):
+        paid = common.mean_std(queries(r) for r in group)[0]
+        rows.append([
+            *(show(k, v) for k, v in zip(keys, combo, strict=True)),
+            str(len(group)),
+            common.fmt_mean_std(r.get("dev_manual") for r in group),
+            common.fmt_mean_std(r.get("dev_learned") for r in group),
+            common.fmt_mean_std(r.get("test_manual") for r in group),
+            common.fmt_mean_std(r.get("test_learned") for r in group),
+            common.fmt_mean_std(_gain(group)),
+            common.fmt(round(paid) if paid == paid else None),
+            _minutes(group),
+        ])  # fmt: skip
+    return common.markdown_table(header, rows)
+
+
+def chosen_on_dev(
+    records: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    show: Callable[[str, Any], str] = lambda key, v: str(v),
+) -> str:
+    """A sentence: the value with the best mean learned dev metric, and its test metric."""
+    best: tuple[float, tuple[Any, ...], list[Mapping[str, Any]]] | None = None
+    for combo, group in factor_rows(records, keys):
+        dev = common.mean_std(r.get("dev_learned") for r in group)[0]
+        if dev == dev and (best is None or dev > best[0]):
+            best = (dev, combo, group)
+    if best is None:
+        return ""
+    dev, combo, group = best
+    setting = ", ".join(f"{k} = {show(k, v)}" for k, v in zip(keys, combo, strict=True))
+    test = common.fmt_mean_std(r.get("test_learned") for r in group)
+    return (
+        f"Chosen on dev (highest mean learned dev metric, {dev:.3f}): {setting}; its test "
+        f"metric is {test} (test was not used to choose)."
+    )
+
+
+def factor_figure(
+    records: Sequence[Mapping[str, Any]],
+    key: str,
+    figures: Path,
+    name: str,
+    *,
+    line: str | None = None,
+    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    log_x: bool = False,
+) -> str:
+    """Learned dev and test metric (mean ± std over data seeds) against ``key``, one curve
+    per value of ``line`` when given; returns the Markdown image link ("" if nothing ran)."""
+    keys = [key] if line is None else [line, key]
+    rows = factor_rows(records, keys)
+    if not rows:
+        return ""
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    numeric = all(isinstance(c[-1], int | float) for c, _ in rows)
+    order = {v: i for i, v in enumerate(dict.fromkeys(c[-1] for c, _ in rows))}
+    series: dict[Any, list[tuple[Any, list[Mapping[str, Any]]]]] = {}
+    for combo, group in rows:
+        series.setdefault(combo[0] if line is not None else None, []).append((combo[-1], group))
+    for ax, split in zip(axes, ("dev", "test"), strict=True):
+        for label, points in series.items():
+            xs = [x if numeric else order[x] for x, _ in points]
+            stats = [common.mean_std(r.get(f"{split}_learned") for r in g) for _, g in points]
+            ax.errorbar(
+                xs,
+                [m for m, _ in stats],
+                yerr=[s for _, s in stats],
+                marker="o",
+                capsize=3,
+                label="learned" if label is None else show(line or "", label),
+            )
+            manual = [common.mean_std(r.get(f"{split}_manual") for r in g)[0] for _, g in points]
+            ax.plot(xs, manual, linestyle="--", color="grey", linewidth=1)
+        ax.set_title(f"{split} (dashed: template alone)")
+        ax.set_xlabel(key.replace("_", " "))
+        if log_x and numeric:
+            ax.set_xscale("log", base=2)
+        if numeric:
+            ax.set_xticks(list(order), [str(v) for v in order])
+            ax.minorticks_off()
+        else:
+            ax.set_xticks(list(order.values()), [show(key, v) for v in order], fontsize=7)
+    metric = next((r.get("metric") for r in common.done(records) if r.get("metric")), "metric")
+    axes[0].set_ylabel(str(metric))
+    axes[-1].legend(fontsize=7)
+    link = common.save_figure(fig, figures, name)
+    return f"![learned dev and test {metric} by {key.replace('_', ' ')}]({link})"
+
+
+def factor_section(
+    title: str,
+    records: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    names: Sequence[str],
+    figures: Path,
+    figure: str,
+    *,
+    intro: str,
+    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    log_x: bool = False,
+) -> str:
+    """The Markdown section of a one-factor (or two-factor) case study."""
+    if not records:
+        return common.skipped_section(title, "no results yet (run this part)")
+    line = keys[0] if len(keys) > 1 else None
+    parts = [
+        intro,
+        scale(records, keys),
+        factor_table(records, keys, names, show),
+        "Mean ± std over data seeds. Test gain: learned minus template alone, per seed. "
+        "Queries: per run, paid plus answered from the study's shared cache (what the run "
+        "alone would pay). Minutes: wall time summed over the seeds, where recorded.",
+        chosen_on_dev(records, keys, show),
+        factor_figure(records, keys[-1], figures, figure, line=line, show=show, log_x=log_x),
+    ]
+    return common.section(title, "\n\n".join(p.strip() for p in parts if p))
