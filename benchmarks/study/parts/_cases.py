@@ -326,3 +326,28 @@ def factor_section(
         factor_figure(records, keys[-1], figures, figure, line=line, show=show, log_x=log_x),
     ]
     return common.section(title, "\n\n".join(p.strip() for p in parts if p))
+
+
+def factor_part(
+    part: str,
+    title: str,
+    keys: Sequence[str],
+    names: Sequence[str],
+    *,
+    intro: str,
+    keep: Mapping[str, int] | None = None,
+    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    log_x: bool = False,
+) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], Callable[[Path, Path], str]]:
+    """A one-factor sweep part's ``tiny`` (:func:`shrink` with ``keep``) and ``report``
+    (:func:`factor_section` of its results, figure ``<part>.png``)."""
+
+    def tiny(config: dict[str, Any]) -> dict[str, Any]:
+        return shrink(config, keep)
+
+    def report(results: Path, figures: Path) -> str:
+        records = common.load_results(results, part)
+        return factor_section(title, records, keys, names, figures, part, intro=intro,
+                              show=show, log_x=log_x)  # fmt: skip
+
+    return tiny, report

@@ -1,11 +1,7 @@
 """Case study: prompt placement (first, after the input, just before the label slot)."""
 
-from __future__ import annotations
-
-from pathlib import Path
 from typing import Any
 
-import common
 from parts import _cases
 
 TITLE = "Case study: prompt placement"
@@ -18,11 +14,6 @@ PLACES = {
 }
 
 
-def tiny(config: dict[str, Any]) -> dict[str, Any]:
-    """One data seed, 1 epoch, every placement."""
-    return _cases.shrink(config)
-
-
 def show(key: str, value: Any) -> str:
     """A template as its placement and the template itself."""
     if key == "template":
@@ -30,15 +21,8 @@ def show(key: str, value: Any) -> str:
     return str(value)
 
 
-def report(results: Path, figures: Path) -> str:
-    return _cases.factor_section(
-        TITLE,
-        common.load_results(results, "placement"),
-        ["template"],
-        ["placement: template"],
-        figures,
-        "placement",
-        intro="The same learned prompt length in three places of the paper's template "
-        "(`<prompt>` marks where it goes; without it the prompt goes first, as in the paper).",
-        show=show,
-    )
+tiny, report = _cases.factor_part(
+    "placement", TITLE, ["template"], ["placement: template"], show=show,
+    intro="The same learned prompt length in three places of the paper's template "
+    "(`<prompt>` marks where it goes; without it the prompt goes first, as in the paper).",
+)  # fmt: skip
