@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,12 +31,13 @@ ROOT = HERE.parents[1]
 #: The keys of one cell record (see :func:`load_results`).
 RECORD_FIELDS = (
     "cell",  # the cell's name (its run folder), e.g. "task=sst2,seed=13,method=bdpl"
-    "group",  # the name without the seed: cells averaged over
+    "group",  # the sweep's group: the name without a grid key "seed" (parts group their own)
     "status",  # "done" or "failed"
     "error",  # the failure, or None
     "values",  # the grid values of the cell: {"task": "sst2", "seed": 13, ...}
     "config",  # the full run configuration (RunConfig fields) plus "method", "demonstrations"
-    "task", "seed", "method", "estimator", "calibration", "backend",  # from config
+    "task", "data_seed", "seed", "method", "estimator", "calibration", "backend",  # config
+    # data_seed is the 16-shot split's seed (the study's "seeds"), seed the optimizer's
     "metric",  # the task's metric name ("accuracy", "f1", "mcc", ...)
     "dev_manual", "dev_learned", "test_manual", "test_learned",  # final scores (or None)
     "dev", "test",  # the method's own final score: dev_learned / test_learned
@@ -50,6 +52,9 @@ RECORD_FIELDS = (
     "wall_seconds",  # wall time of the cell in this study's run(s), resumes summed; or None
     "history",  # the run's history.jsonl, compacted (no distributions)
 )  # fmt: skip
+
+# A table entry that is a number: "0.812", "1,024", "+0.031 (> std)", "0.81 ± 0.03", "12/16".
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(?:%| ± [\d.]+|/\d+)?(?: \(.*\))?$")
 
 # Set by ``study.py report``: the folder of the Markdown file figures are linked from.
 MARKDOWN_DIR: Path = ROOT
@@ -84,6 +89,22 @@ def load_results(results: Path, part: str) -> list[dict[str, Any]]:
 def done(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The finished records."""
     return [r for r in records if r.get("status") == "done"]
+
+
+def comparable(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The finished records, each method once: a sweep grid crosses ``estimator`` with every
+    method, but only bdpl has one; the other methods' repeats (same queries, all cached) are
+    dropped, keeping the first of each (task, data_seed, seed, method, calibration)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in done(records):
+        if r.get("method") != "bdpl":
+            key = tuple(r.get(k) for k in ("task", "data_seed", "seed", "method", "calibration"))
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
 
 
 def group_by(
@@ -144,7 +165,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
     def numeric(col: int) -> bool:
         seen = [r[col] for r in rows if col < len(r) and str(r[col]) not in ("-", "")]
-        return bool(seen) and all(str(v)[:1] in "-+0123456789." for v in seen)
+        return bool(seen) and all(_NUMBER.match(str(v)) for v in seen)
 
     align = ["---:" if numeric(i) else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(align) + "|"]
@@ -172,31 +193,40 @@ def save_figure(fig: Any, figures: Path, name: str) -> str:
     return Path(os.path.relpath(file.resolve(), MARKDOWN_DIR.resolve())).as_posix()
 
 
+def sent(step: Mapping[str, Any]) -> int:
+    """Queries sent through the meter up to a history step: paid + cached + deduplicated.
+
+    The budget's count, and what code without a cache pays; unlike the paid count, it does
+    not depend on which other cells filled the shared cache first.
+    """
+    return int(step.get("paid_queries") or 0) + int(step.get("cached_queries") or 0)
+
+
 def first_reaching(history: Sequence[Mapping[str, Any]], target: float) -> int | None:
-    """Paid queries spent when an epoch's dev metric first reached ``target`` (the paid
+    """Queries sent (:func:`sent`) when an epoch's dev metric first reached ``target`` (the
     count at that epoch's last step), or None if it never did."""
-    paid = 0
+    count = 0
     for h in history:
         if h.get("kind") == "step":
-            paid = int(h.get("paid_queries") or 0)
+            count = sent(h)
         elif h.get("kind") == "epoch":
             score = h.get("dev_metric")
             if score is not None and score >= target:
-                return paid
+                return count
     return None
 
 
 def curve(history: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[float]]:
-    """(paid queries, best dev metric so far) after each epoch of a history."""
+    """(queries sent, best dev metric so far) after each epoch of a history."""
     xs: list[int] = []
     ys: list[float] = []
-    paid, best = 0, -math.inf
+    count, best = 0, -math.inf
     for h in history:
         if h.get("kind") == "step":
-            paid = int(h.get("paid_queries") or 0)
+            count = sent(h)
         elif h.get("kind") == "epoch" and h.get("dev_metric") is not None:
             best = max(best, float(h["dev_metric"]))
-            xs.append(paid)
+            xs.append(count)
             ys.append(best)
     return xs, ys
 

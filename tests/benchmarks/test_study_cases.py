@@ -229,10 +229,11 @@ def test_transfer_runs_between_two_fakes(parts: dict[str, Any], tmp_path: Path) 
     assert (back["learned_on"], back["evaluated_on"]) == ("fake:seed=1", "fake")
     assert there["source"]["learned"] == records["content-free"]["test_learned"]
     assert there["moved"]["manual"] != there["source"]["manual"]  # another model answered
-    again = tmp_path / "runs" / "transfer" / "back"
-    assert [p.name for p in again.iterdir()] == ["calibration=content-free,data_seed=13"]
-    assert json.loads((again / next(again.iterdir()).name / "metrics.json").read_text())[
-        "test"]["learned"] == back["source"]["learned"]  # fmt: skip
+    again = tmp_path / "runs" / "transfer-back" / "cells"
+    assert [p.name for p in again.iterdir()] == ["data_seed=13"]
+    metrics = json.loads((again / "data_seed=13" / "metrics.json").read_text())
+    assert metrics["test"]["learned"] == back["source"]["learned"]
+    assert "base_url" not in (again / "data_seed=13" / "config.toml").read_text()
     text = transfer.report(tmp_path / "results", tmp_path / "figures")
     assert "**The vLLM leg was skipped**" in text and "`fake` → `fake:seed=1`" in text
     # A second run reuses every finished fit and writes the same numbers.

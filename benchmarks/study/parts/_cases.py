@@ -3,8 +3,8 @@
 - :func:`shrink`: the ``--tiny`` form of a case study's grid (one data seed, 1 epoch, 16 test
   rows, the studied values cut to ``keep``).
 - :func:`run_grid`: the fits of a part that runs itself (``budget``, ``transfer``,
-  ``explanations``), as ``bdpl sweep`` runs them: resumable cells under ``OUT/runs/<part>``,
-  the study's query cache ``OUT/runs/cache``; :func:`record` reads one cell's run folder.
+  ``explanations``), as the sweep parts' (resumable cells under ``OUT/runs/<part>``, the
+  study's query cache ``OUT/runs/cache``), before the part works on their run folders.
 - :func:`factor_section`: the report of a one-factor study (a table of mean ± std over data
   seeds per studied value, the value dev would choose, and a figure), every number computed
   from the records; :func:`scale` says the scale a part ran at.
@@ -69,69 +69,35 @@ def sweep_config(
 
 
 def run_grid(out: Path, part: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Run (or resume) the fits ``config`` describes; one :func:`record` per cell.
+    """Run (or resume) the fits ``config`` describes, as a sweep part's (``sweeps.run``:
+    cells one by one in this process, finished ones skipped, a killed one resumed, answers
+    from and to the study's cache ``OUT/runs/cache``); one record per cell, with ``run``,
+    its run folder, added."""
+    import sweeps
 
-    As ``bdpl sweep --workers 0``: cells one by one in this process, finished ones skipped, a
-    killed one resumed; answers come from and go to the study's cache ``OUT/runs/cache``.
-    """
-    from bdpl.sweep import Sweep, run_sweep
+    records: list[dict[str, Any]] = sweeps.run(part, config, out)["cells"]
+    for r in records:
+        r["run"] = str(run_folder(out, part, r["cell"]))
+    return records
 
-    sweep = Sweep.build(config.get("base", {}), config.get("grid", {}), config.get("budget"))
-    folder = out / "runs" / part
-    report = run_sweep(sweep, folder, workers=0, cache=cache_of(out))
-    return [
-        record(cell.name, dict(cell.values), folder / "cells" / cell.name,
-               report.failed.get(cell.name))
-        for cell in sweep.cells
-    ]  # fmt: skip
+
+def run_config(record: Mapping[str, Any]) -> Any:
+    """The record's :class:`~bdpl.cli.config.RunConfig` (its config less the sweep's
+    ``method`` and ``demonstrations``)."""
+    from bdpl.cli.config import RunConfig
+
+    skipped = ("method", "demonstrations")
+    return RunConfig.build({k: v for k, v in record["config"].items() if k not in skipped})
+
+
+def run_folder(out: Path, part: str, cell: str) -> Path:
+    """The run folder of a cell of ``part`` (as ``sweeps.run`` lays them out)."""
+    return out / "runs" / part / "cells" / cell
 
 
 def cache_of(out: Path) -> str:
     """The study's query cache directory (shared by every part)."""
     return str(out / "runs" / "cache")
-
-
-def record(name: str, values: Mapping[str, Any], run: Path, error: str | None) -> dict[str, Any]:
-    """One cell of a self-running part: its settings, final scores, queries and history.
-
-    The keys are those of the sweep parts' records that the case-study reports read.
-    """
-    from bdpl.cli.config import read_config
-
-    metrics: dict[str, Any] = {}
-    if (run / "metrics.json").is_file():
-        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    history = []
-    if (run / "history.jsonl").is_file():
-        for line in (run / "history.jsonl").read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            history.append({k: v for k, v in entry.items() if k not in ("distribution", "entropy")})
-    config = (
-        read_config(run / "config.toml").model_dump() if (run / "config.toml").is_file() else {}
-    )
-    dev, test = metrics.get("dev") or {}, metrics.get("test") or {}
-    queries = metrics.get("queries") or {}
-    return {
-        "cell": name,
-        "status": "done" if metrics and error is None else "failed",
-        "error": error,
-        "values": dict(values),
-        "config": config,
-        "run": str(run),
-        "metric": metrics.get("metric"),
-        "dev_manual": dev.get("manual"),
-        "dev_learned": dev.get("learned"),
-        "test_manual": test.get("manual"),
-        "test_learned": test.get("learned"),
-        "test_rows": test.get("rows"),
-        "prompt": metrics.get("prompt"),
-        "stop_reason": metrics.get("stop_reason"),
-        "paid_queries": queries.get("paid"),
-        "cached_queries": queries.get("cached"),
-        "dollars": queries.get("dollars"),
-        "wall_seconds": None,
-        "history": history,
-    }
 
 
 # ------------------------------------------------------------------------------ reports
@@ -181,10 +147,13 @@ def _minutes(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def queries(record: Mapping[str, Any]) -> int | None:
-    """What the run would have paid with an empty cache: its paid queries and cache hits
-    (the study's cells share one cache, so a cell alike another's pays little itself)."""
-    paid, hits = record.get("paid_queries"), record.get("cached_queries")
-    return None if paid is None else int(paid) + int(hits or 0)
+    """Queries the run sent through the meter: paid, cached or deduplicated (as
+    ``common.sent`` counts a step). The study's cells share one cache, so the paid count
+    depends on which cell ran first; this does not."""
+    paid = record.get("paid_queries")
+    if paid is None:
+        return None
+    return int(paid) + int(record.get("cached_queries") or 0) + int(record.get("duplicates") or 0)
 
 
 def factor_rows(
@@ -320,8 +289,9 @@ def factor_section(
         scale(records, keys),
         factor_table(records, keys, names, show),
         "Mean ± std over data seeds. Test gain: learned minus template alone, per seed. "
-        "Queries: per run, paid plus answered from the study's shared cache (what the run "
-        "alone would pay). Minutes: wall time summed over the seeds, where recorded.",
+        "Queries: per run, sent through the meter (paid, or answered by the study's shared "
+        "cache or by an identical query of the same step). Minutes: wall time summed over "
+        "the seeds, where recorded.",
         chosen_on_dev(records, keys, show),
         factor_figure(records, keys[-1], figures, figure, line=line, show=show, log_x=log_x),
     ]

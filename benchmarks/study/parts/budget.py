@@ -1,13 +1,12 @@
-"""Case study: dev and test metric against paid queries.
+"""Case study: the budget: dev and test metric against the queries sent.
 
 A run folder records the dev metric after every epoch (``history.jsonl``) and the test metric
 of the final prompt only. So this part runs its fits, then scores on test, through the same
 metering layer, the prompt each run would have kept had its budget ended after epoch ``e``:
 the best dev prompt of epochs ``0..e`` (the optimizer keeps the later of equal scores). The
-curves put both against the queries sent up to the last training step of each epoch, paid or
-answered from the study's shared cache (what the run alone would have paid, but for the
-few identical prompts of one step, scored once); the dev evaluation after the step is not
-counted.
+curves put both against the queries sent through the meter up to the last training step of
+each epoch (paid, cached or deduplicated: ``common.sent``, the count a budget limits); the dev
+evaluation after that step is not counted.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 import common
 from parts import _cases
 
-TITLE = "Case study: metric against paid queries"
+TITLE = "Case study: budget (metric against queries sent)"
 SWEEP = None
 FILE = "budget.toml"
 
@@ -38,7 +37,7 @@ def curve(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     sent, best, kept = 0, None, None
     for h in history:
         if h.get("kind") == "step":
-            sent = int(h.get("paid_queries") or 0) + int(h.get("cached_queries") or 0)
+            sent = common.sent(h)
         elif h.get("kind") == "epoch" and h.get("dev_metric") is not None:
             score = float(h["dev_metric"])
             if best is None or score >= best:
@@ -50,11 +49,10 @@ def curve(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _score_on_test(out: Path, record: dict[str, Any]) -> None:
     """Add ``test`` (the kept prompt's test metric) to each point of the record's curve."""
-    from bdpl.cli.config import RunConfig
     from bdpl.cli.runs import build_meter, load_data
     from bdpl.optimizer import Optimizer
 
-    config = RunConfig.build(record["config"])
+    config = _cases.run_config(record)
     test = load_data(config).test
     if test is None:
         return
@@ -108,7 +106,7 @@ def _figure(records: Sequence[Mapping[str, Any]], figures: Path) -> str:
         if r.get("test_manual") is not None:
             ax.axhline(r["test_manual"], color=f"C{i}", linestyle=":", linewidth=1)
     metric = next((r.get("metric") for r in records if r.get("metric")), "metric")
-    ax.set_xlabel("queries (paid or answered from the cache)")
+    ax.set_xlabel("queries sent (paid, cached or deduplicated)")
     ax.set_ylabel(str(metric))
     ax.set_title("thin: each epoch's dev; dotted: test of the template alone", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
@@ -145,9 +143,9 @@ def report(results: Path, figures: Path) -> str:
         "The run folder records dev after every epoch and test only at the end, so after "
         "the fits this part scored on test the prompt each run would have kept had it "
         "stopped after each epoch (its best dev prompt so far), from the same cache. Queries: "
-        "sent up to the epoch's last training step, paid or answered from the study's "
-        "shared cache (what the run alone would pay, but for identical prompts of one step, "
-        "scored once); the dev evaluation after the step is not counted."
+        "sent through the meter up to the epoch's last training step (paid, cached or "
+        "deduplicated: the count a budget limits); the dev evaluation after that step is "
+        "not counted."
     )
     body = "\n\n".join(x for x in (intro, _cases.scale(records), table, final,
                                    _figure(done, figures) if done else "") if x)  # fmt: skip

@@ -49,13 +49,12 @@ def other_fake(spec: str) -> str:
 
 def calibration_transfer(out: Path, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each learned prompt's test metric (and the template's) under every calibration."""
-    from bdpl.cli.config import RunConfig
     from bdpl.cli.runs import build_meter, find_prompt_file, load_data
     from bdpl.optimizer import Optimizer
 
     rows = []
     for r in records:
-        config = RunConfig.build(r["config"])
+        config = _cases.run_config(r)
         test = load_data(config).test
         if test is None:
             continue
@@ -101,23 +100,27 @@ def move(
 
 
 def learn_on(out: Path, records: Sequence[Mapping[str, Any]], backend: str,
-             base_url: str | None, folder: str) -> list[dict[str, Any]]:  # fmt: skip
-    """The same fits as ``records``, learned on ``backend``; one record each.
+             base_url: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The same fits as ``records``, learned on ``backend``, as the cells of
+    ``OUT/runs/transfer-back`` (one per data seed); one record each.
 
-    A finished fit is kept; an unfinished one is started again (a server's URL, part of its
-    settings, changes between starts, so it cannot be resumed)."""
-    from bdpl.cli.config import RunConfig
-    from bdpl.cli.runs import fit_run
+    A fit through an earlier start of the server is fitted again: the server's URL (its port)
+    is one of the run's settings and part of every cache key, and it changes at each start.
+    """
+    from bdpl.cli.config import read_config
 
-    learned = []
-    for r in records:
-        config = RunConfig.build(r["config"]).merged({"backend": backend, "base_url": base_url})
-        run = out / "runs" / "transfer" / folder / str(r["cell"])
-        if not (run / "metrics.json").is_file():
-            shutil.rmtree(run, ignore_errors=True)
-            fit_run(config, run, cache=_cases.cache_of(out))
-        learned.append(_cases.record(str(r["cell"]), r["values"], run, None))
-    return learned
+    base = _cases.run_config(records[0]).model_dump()
+    config = {
+        "base": {**base, "backend": backend, "base_url": base_url},
+        "grid": {_cases.SEED: [_cases.value(r, _cases.SEED) for r in records]},
+    }
+    cells = out / "runs" / "transfer-back" / "cells"
+    for run in cells.iterdir() if cells.is_dir() else ():
+        if (run / "config.toml").is_file() and read_config(
+            run / "config.toml"
+        ).base_url != base_url:
+            shutil.rmtree(run)
+    return _cases.run_grid(out, "transfer-back", config)
 
 
 @contextlib.contextmanager
@@ -138,7 +141,7 @@ def model_transfer(out: Path, records: Sequence[Mapping[str, Any]],
     if learn.startswith("fake"):
         target = other_fake(learn)
         rows = [move(out, r, target, None) for r in records]
-        back = learn_on(out, records[:BACK], target, None, "back")
+        back = learn_on(out, records[:BACK], target, None)
         rows += [move(out, r, learn, None) for r in common.done(back)]
         return rows, {"ran": False, "why": f"the `{learn}` backend: `{target}` stands in for "
                       "the vLLM server (a smoke test of the code path)"}  # fmt: skip
@@ -155,7 +158,7 @@ def model_transfer(out: Path, records: Sequence[Mapping[str, Any]],
     try:
         with vllm_server(embedded_model_dir(), log) as server, _api_key():
             rows = [move(out, r, SERVED, server.base_url) for r in records]
-            back = learn_on(out, records[:BACK], SERVED, server.base_url, "back")
+            back = learn_on(out, records[:BACK], SERVED, server.base_url)
             rows += [move(out, r, learn, None) for r in common.done(back)]
             return rows, {"ran": True, "startup_s": round(server.startup_s, 1), "why": None}
     except VLLMUnavailable as exc:
