@@ -240,15 +240,24 @@ def estimate(**options: Any) -> None:
 @click.option("--label", default="label", show_default=True, help="Column of the label.")
 @click.option("--rows", type=int, help="Only the first N rows.")
 @click.option("--cache", help="Query cache directory, or 'off'.")
+@click.option(
+    "--price-input",
+    type=float,
+    help="USD per 1M input tokens (a model the price "
+    "table lacks; another --backend never takes the run's prices).",
+)
+@click.option("--price-output", type=float, help="USD per 1M output tokens.")
 def eval_(source: Path, backend: str | None, base_url: str | None, split: str,
           data_file: str | None, text_a: str, text_b: str | None, label: str,
-          rows: int | None, cache: str | None) -> None:  # fmt: skip
+          rows: int | None, cache: str | None, price_input: float | None,
+          price_output: float | None) -> None:  # fmt: skip
     """Evaluate a saved prompt (a run folder or prompt file) on a split or a file."""
     from bdpl.cli.evaluate import evaluate_prompt
 
     result = evaluate_prompt(
         source, backend=backend, base_url=base_url, split=split, data_file=data_file,
         text_a=text_a, text_b=text_b, label=label, rows=rows, cache=cache,
+        price_input=price_input, price_output=price_output,
     )  # fmt: skip
     click.echo(json.dumps(result, indent=1))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +258,30 @@ def test_budget_and_explanations_run_on_the_fake(parts: dict[str, Any], tmp_path
     assert (Path(record["run"]) / "explanation.json").is_file()
     text = parts["explanations"].report(tmp_path / "results", tmp_path / "figures")
     assert len(rows_of(text, "13")) == 4  # the prompt, then its 3 positions
+
+
+def test_the_server_leg_through_an_openai_compatible_server(
+    parts: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the vLLM leg does, against bdpl's fake OpenAI server: score there for free, learn
+    there, and learn again when the server comes back on another port."""
+    pytest.importorskip("openai")
+    from tests.backends.openai_fakes import FaultServer
+
+    transfer = parts["transfer"]
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    transfer.run(tmp_path, "fake", True)
+    doc = json.loads((tmp_path / "results" / "transfer.json").read_text())
+    [record] = [r for r in doc["cells"] if r["config"]["calibration"] == transfer.MOVED]
+    urls = []
+    for _ in range(2):
+        with FaultServer() as server, transfer._api_key():
+            urls.append(server.base_url)
+            row = transfer.move(tmp_path, record, "openai:my-model", server.base_url)
+            assert row["moved"]["rows"] == 16 and row["evaluated_on"] == "openai:my-model"
+            [back] = transfer.learn_on(tmp_path, [record], "openai:my-model", server.base_url)
+            assert back["status"] == "done" and back["config"]["base_url"] == server.base_url
+            assert back["config"]["price_input"] == 0.0
+            assert any(path.endswith("/completions") for path, _, _ in server.seen)
+    assert urls[0] != urls[1]  # the second start refitted: its run names the new server
+    assert "OPENAI_API_KEY" not in os.environ  # the placeholder is removed

@@ -82,12 +82,14 @@ def calibration_transfer(out: Path, records: Sequence[Mapping[str, Any]]) -> lis
 def move(
     out: Path, record: Mapping[str, Any], backend: str, base_url: str | None
 ) -> dict[str, Any]:
-    """``bdpl eval RUN --backend BACKEND [--base-url URL] --split test`` of one learned run."""
+    """``bdpl eval RUN --backend BACKEND --split test`` of one learned run (with ``--base-url
+    URL --price-input 0 --price-output 0`` for a server: a local one is free)."""
     from bdpl.cli.evaluate import evaluate_prompt
 
+    free = {"price_input": 0.0, "price_output": 0.0} if base_url is not None else {}
     moved = evaluate_prompt(
         Path(record["run"]), backend=backend, base_url=base_url, split="test", data_file=None,
-        text_a="text", text_b=None, label="label", rows=None, cache=_cases.cache_of(out),
+        text_a="text", text_b=None, label="label", rows=None, cache=_cases.cache_of(out), **free,
     )  # fmt: skip
     return {
         "data_seed": _cases.value(record, _cases.SEED),
@@ -110,6 +112,8 @@ def learn_on(out: Path, records: Sequence[Mapping[str, Any]], backend: str,
     from bdpl.cli.config import read_config
 
     base = _cases.run_config(records[0]).model_dump()
+    if base_url is not None:  # a local server: free
+        base.update(price_input=0.0, price_output=0.0)
     config = {
         "base": {**base, "backend": backend, "base_url": base_url},
         "grid": {_cases.SEED: [_cases.value(r, _cases.SEED) for r in records]},
