@@ -20,9 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import common
+
+if TYPE_CHECKING:
+    from bdpl.cli.config import RunConfig
 
 SEED = "data_seed"
 # The settings a case study's scale line names when they are the same in every cell.
@@ -30,9 +33,14 @@ _SHOWN = (
     ("task", "task"), ("backend", "backend"), ("k", "k per class"),
     ("calibration", "calibration"), ("template", "template"), ("prompt_length", "prompt length"),
     ("sample_size", "sample size"), ("batch_size", "batch"), ("epochs", "epochs"),
-    ("loss", "loss"), ("vocab_size", "vocabulary size"), ("vocab_source", "vocabulary source"),
-    ("test_rows", "test rows"), ("seed", "optimizer seed"),
+    ("loss", "loss"), ("estimator", "estimator"), ("vocab_size", "vocabulary size"),
+    ("vocab_source", "vocabulary source"), ("test_rows", "test rows"), ("seed", "optimizer seed"),
 )  # fmt: skip
+
+
+def plain(key: str, value: Any) -> str:
+    """A setting's value as a table shows it (parts with named values pass their own)."""
+    return str(value)
 
 
 def shrink(config: Mapping[str, Any], keep: Mapping[str, int] | None = None) -> dict[str, Any]:
@@ -81,7 +89,7 @@ def run_grid(out: Path, part: str, config: Mapping[str, Any]) -> list[dict[str, 
     return records
 
 
-def run_config(record: Mapping[str, Any]) -> Any:
+def run_config(record: Mapping[str, Any]) -> RunConfig:
     """The record's :class:`~bdpl.cli.config.RunConfig` (its config less the sweep's
     ``method`` and ``demonstrations``)."""
     from bdpl.cli.config import RunConfig
@@ -111,7 +119,7 @@ def scale(records: Sequence[Mapping[str, Any]], varied: Sequence[str] = ()) -> s
     """One sentence: the cells, data seeds and the settings every cell shares."""
     if not records:
         return ""
-    seeds = sorted({value(r, SEED) for r in records}, key=str)
+    seeds = sorted({value(r, SEED) for r in records}, key=lambda s: (str(type(s)), s))
     shared = []
     for key, name in _SHOWN:
         if key in varied:
@@ -121,6 +129,8 @@ def scale(records: Sequence[Mapping[str, Any]], varied: Sequence[str] = ()) -> s
             shown = value(records[0], key)
             if shown is not None:
                 shared.append(f"{name} `{shown}`")
+            elif key == "template":
+                shared.append("the preset's template")
     done = common.done(records)
     runs = f"{len(records)} run" + ("" if len(records) == 1 else "s")
     text = (
@@ -170,7 +180,7 @@ def factor_table(
     records: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
     names: Sequence[str],
-    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    show: Callable[[str, Any], str] = plain,
 ) -> str:
     """Mean ± std over data seeds per value of ``keys``: dev and test of the manual and the
     learned prompt, the test gain, :func:`queries` (mean) and minutes (summed over seeds)."""
@@ -178,7 +188,7 @@ def factor_table(
               "test gain", "queries", "minutes"]  # fmt: skip
     rows = []
     for combo, group in factor_rows(records, keys):
-        paid = common.mean_std(queries(r) for r in group)[0]
+        sent = common.mean_std(queries(r) for r in group)[0]
         rows.append([
             *(show(k, v) for k, v in zip(keys, combo, strict=True)),
             str(len(group)),
@@ -187,7 +197,7 @@ def factor_table(
             common.fmt_mean_std(r.get("test_manual") for r in group),
             common.fmt_mean_std(r.get("test_learned") for r in group),
             common.fmt_mean_std(_gain(group)),
-            common.fmt(round(paid) if paid == paid else None),
+            common.fmt(round(sent) if sent == sent else None),
             _minutes(group),
         ])  # fmt: skip
     return common.markdown_table(header, rows)
@@ -196,7 +206,7 @@ def factor_table(
 def chosen_on_dev(
     records: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
-    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    show: Callable[[str, Any], str] = plain,
 ) -> str:
     """A sentence: the value with the best mean learned dev metric, and its test metric."""
     best: tuple[float, tuple[Any, ...], list[Mapping[str, Any]]] | None = None
@@ -222,7 +232,7 @@ def factor_figure(
     name: str,
     *,
     line: str | None = None,
-    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    show: Callable[[str, Any], str] = plain,
     log_x: bool = False,
 ) -> str:
     """Learned dev and test metric (mean ± std over data seeds) against ``key``, one curve
@@ -277,7 +287,7 @@ def factor_section(
     figure: str,
     *,
     intro: str,
-    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    show: Callable[[str, Any], str] = plain,
     log_x: bool = False,
 ) -> str:
     """The Markdown section of a one-factor (or two-factor) case study."""
@@ -306,7 +316,7 @@ def factor_part(
     *,
     intro: str,
     keep: Mapping[str, int] | None = None,
-    show: Callable[[str, Any], str] = lambda key, v: str(v),
+    show: Callable[[str, Any], str] = plain,
     log_x: bool = False,
 ) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], Callable[[Path, Path], str]]:
     """A one-factor sweep part's ``tiny`` (:func:`shrink` with ``keep``) and ``report``
