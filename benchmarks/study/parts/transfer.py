@@ -4,9 +4,11 @@
   scored on test through a vLLM server serving the same weights (``bdpl eval RUN --backend
   openai:smollm2 --base-url URL``, as :func:`bdpl.cli.evaluate.evaluate_prompt`), and prompts
   learned through that server are scored in-process ("back"). vLLM is started as the test
-  suite starts it (``tests/backends/vllm_server.py``). Under the fake backend (``--backend
-  fake``, the smoke test) two fakes with different seeds stand in for the two stacks, and the
-  vLLM leg is reported as skipped.
+  suite starts it (``tests/backends/vllm_server.py``); its port, part of the backend's
+  identity and so of every cache key, changes at each start, so a rerun of this part repeats
+  the vLLM leg (the other fits and scores come from the study's cache). Under the fake
+  backend (``--backend fake``, the smoke test) two fakes with different seeds stand in for
+  the two stacks, and the vLLM leg is reported as skipped.
 - Calibration: every prompt learned with one calibration (none, content-free, batch) is scored
   on test under each of them (the learned prompt with the same template and verbalizer, only
   the calibration differs).
@@ -120,9 +122,8 @@ def learn_on(out: Path, records: Sequence[Mapping[str, Any]], backend: str,
     }
     cells = out / "runs" / "transfer-back" / "cells"
     for run in cells.iterdir() if cells.is_dir() else ():
-        if (run / "config.toml").is_file() and read_config(
-            run / "config.toml"
-        ).base_url != base_url:
+        saved = run / "config.toml"
+        if saved.is_file() and read_config(saved).base_url != base_url:
             shutil.rmtree(run)
     return _cases.run_grid(out, "transfer-back", config)
 
@@ -142,6 +143,8 @@ def _api_key() -> Iterator[None]:
 def model_transfer(out: Path, records: Sequence[Mapping[str, Any]],
                    learn: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Move the prompts to the other serving stack and back; (rows, what the vLLM leg did)."""
+    if not records:
+        return [], {"ran": False, "why": f"no {MOVED} run finished, so no prompt to move"}
     if learn.startswith("fake"):
         target = other_fake(learn)
         rows = [move(out, r, target, None) for r in records]
@@ -154,7 +157,8 @@ def model_transfer(out: Path, records: Sequence[Mapping[str, Any]],
                     f"learned with `{learn}`, not `local`"}  # fmt: skip
     import sys
 
-    sys.path.insert(0, str(common.ROOT))
+    if str(common.ROOT) not in sys.path:  # the test suite's server helper
+        sys.path.insert(0, str(common.ROOT))
     from bdpl.embedded import embedded_model_dir
     from tests.backends.vllm_server import VLLMUnavailable, vllm_server
 
