@@ -18,6 +18,7 @@ and 42; their seed is the data seed (``data_seed``), the optimizer's ``seed`` st
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,10 +234,12 @@ def factor_figure(
     *,
     line: str | None = None,
     show: Callable[[str, Any], str] = plain,
+    tick: Callable[[str, Any], str] | None = None,
     log_x: bool = False,
 ) -> str:
     """Learned dev and test metric (mean ± std over data seeds) against ``key``, one curve
-    per value of ``line`` when given; returns the Markdown image link ("" if nothing ran)."""
+    per value of ``line`` when given (named by ``show``; the x ticks by ``tick``, else
+    ``show``); returns the Markdown image link ("" if nothing ran)."""
     keys = [key] if line is None else [line, key]
     rows = factor_rows(records, keys)
     if not rows:
@@ -258,6 +261,7 @@ def factor_figure(
                 yerr=[s for _, s in stats],
                 marker="o",
                 capsize=3,
+                linestyle="-" if numeric else "none",  # unordered values are not joined
                 label="learned" if label is None else show(line or "", label),
             )
             manual = [common.mean_std(r.get(f"{split}_manual") for r in g)[0] for _, g in points]
@@ -270,7 +274,8 @@ def factor_figure(
             ax.set_xticks(list(order), [str(v) for v in order])
             ax.minorticks_off()
         else:
-            ax.set_xticks(list(order.values()), [show(key, v) for v in order], fontsize=7)
+            names = [textwrap.fill((tick or show)(key, v), 22) for v in order]
+            ax.set_xticks(list(order.values()), names, fontsize=7)
     metric = next((r.get("metric") for r in common.done(records) if r.get("metric")), "metric")
     axes[0].set_ylabel(str(metric))
     axes[-1].legend(fontsize=7)
@@ -288,6 +293,7 @@ def factor_section(
     *,
     intro: str,
     show: Callable[[str, Any], str] = plain,
+    tick: Callable[[str, Any], str] | None = None,
     log_x: bool = False,
 ) -> str:
     """The Markdown section of a one-factor (or two-factor) case study."""
@@ -303,7 +309,9 @@ def factor_section(
         "cache or by an identical query of the same step). Minutes: wall time summed over "
         "the seeds, where recorded.",
         chosen_on_dev(records, keys, show),
-        factor_figure(records, keys[-1], figures, figure, line=line, show=show, log_x=log_x),
+        factor_figure(
+            records, keys[-1], figures, figure, line=line, show=show, tick=tick, log_x=log_x
+        ),
     ]
     return common.section(title, "\n\n".join(p.strip() for p in parts if p))
 
@@ -317,6 +325,7 @@ def factor_part(
     intro: str,
     keep: Mapping[str, int] | None = None,
     show: Callable[[str, Any], str] = plain,
+    tick: Callable[[str, Any], str] | None = None,
     log_x: bool = False,
 ) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], Callable[[Path, Path], str]]:
     """A one-factor sweep part's ``tiny`` (:func:`shrink` with ``keep``) and ``report``
@@ -328,6 +337,6 @@ def factor_part(
     def report(results: Path, figures: Path) -> str:
         records = common.load_results(results, part)
         return factor_section(title, records, keys, names, figures, part, intro=intro,
-                              show=show, log_x=log_x)  # fmt: skip
+                              show=show, tick=tick, log_x=log_x)  # fmt: skip
 
     return tiny, report

@@ -21,8 +21,13 @@ def show(key: str, value: Any) -> str:
     return str(value)
 
 
+def place(key: str, value: Any) -> str:
+    """A template as its placement alone (the figure's ticks)."""
+    return PLACES.get(str(value), str(value))
+
+
 tiny, report = _cases.factor_part(
-    "placement", TITLE, ["template"], ["placement: template"], show=show,
+    "placement", TITLE, ["template"], ["placement: template"], show=show, tick=place,
     intro="The same learned prompt length in three places of the paper's template "
     "(`<prompt>` marks where it goes; without it the prompt goes first, as in the paper).",
 )  # fmt: skip
