@@ -102,6 +102,10 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
                  help="Gradient estimator [loo]."),
     click.option("--loss", type=click.Choice(["ce", "hinge"]), help="Loss [ce]."),
     click.option("--vocab-size", type=int, help="Prompt candidates to build [200]."),
+    click.option("--vocab-source", type=click.Choice(["train", "pool", "english"]),
+                 help="Where candidates come from: the training texts' PMI n-grams (filled up "
+                 "with English words), the same with the preset's pool as unlabelled text, or "
+                 "frequent English words alone [train]."),
     click.option("--seed", type=int, help="Seed of sampling and shuffling [0]."),
     click.option("--selection", type=click.Choice(["paired", "best-dev"]),
                  help="Keep the learned prompt only if it beats the manual one clearly on dev "
@@ -195,13 +199,14 @@ def fit(out: Path | None, resume: Path | None, cache: str | None, call_log: str 
 @run_options
 def estimate(**options: Any) -> None:
     """Worst-case queries, requests, tokens and dollars of `bdpl fit`; calls no model."""
-    from bdpl.cli.runs import build_meter, load_data, optimizer_settings
+    from bdpl.cli.runs import build_meter, load_data, optimizer_settings, vocabulary_of
     from bdpl.optimizer import Optimizer
 
     config = resolve_config(options)
     data = load_data(config)
     with build_meter(config, ledger=None, cache="off", check=False) as meter:
-        optimizer = Optimizer(task=data.task, meter=meter, **optimizer_settings(config))
+        optimizer = Optimizer(task=data.task, meter=meter, candidates=vocabulary_of(config, data),
+                              **optimizer_settings(config))  # fmt: skip
         cost = optimizer.estimate_cost(data.train, data.dev)
     click.echo(
         json.dumps(
@@ -235,15 +240,24 @@ def estimate(**options: Any) -> None:
 @click.option("--label", default="label", show_default=True, help="Column of the label.")
 @click.option("--rows", type=int, help="Only the first N rows.")
 @click.option("--cache", help="Query cache directory, or 'off'.")
+@click.option(
+    "--price-input",
+    type=float,
+    help="USD per 1M input tokens (a model the price "
+    "table lacks; another --backend never takes the run's prices).",
+)
+@click.option("--price-output", type=float, help="USD per 1M output tokens.")
 def eval_(source: Path, backend: str | None, base_url: str | None, split: str,
           data_file: str | None, text_a: str, text_b: str | None, label: str,
-          rows: int | None, cache: str | None) -> None:  # fmt: skip
+          rows: int | None, cache: str | None, price_input: float | None,
+          price_output: float | None) -> None:  # fmt: skip
     """Evaluate a saved prompt (a run folder or prompt file) on a split or a file."""
     from bdpl.cli.evaluate import evaluate_prompt
 
     result = evaluate_prompt(
         source, backend=backend, base_url=base_url, split=split, data_file=data_file,
         text_a=text_a, text_b=text_b, label=label, rows=rows, cache=cache,
+        price_input=price_input, price_output=price_output,
     )  # fmt: skip
     click.echo(json.dumps(result, indent=1))
 

@@ -68,6 +68,10 @@ class RunConfig(BaseModel):
     estimator: Literal["loo", "loo-rank", "reference"] = "loo"
     loss: Literal["ce", "hinge"] = "ce"
     vocab_size: int = Field(default=200, ge=2)
+    # "train": PMI n-grams of the training texts, filled up with relaxed PMI and English
+    # words; "pool": the same with the preset's pool split as unlabelled text; "english":
+    # the most frequent English words alone. See vocabulary_of() in bdpl/cli/runs.py.
+    vocab_source: Literal["train", "pool", "english"] = "train"
     seed: int = Field(default=0, ge=0)
     selection: Literal["paired", "best-dev"] = "best-dev"
     calibration: Literal["none", "content-free", "batch"] = "none"

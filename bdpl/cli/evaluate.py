@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bdpl.cli.config import read_config
+from bdpl.backends.base import Closeable
+from bdpl.cli.config import RunConfig, read_config
 from bdpl.cli.runs import build_meter, find_prompt_file, load_data
 from bdpl.data import read_dataset
 from bdpl.errors import ConfigError
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset
+
+
+@contextlib.contextmanager
+def _closed(backend: object) -> Iterator[None]:
+    """Close the backend :func:`build_meter` made once done (a meter leaves its backend open):
+    an OpenAI client's connections are not left to the garbage collector."""
+    try:
+        yield
+    finally:
+        if isinstance(backend, Closeable):
+            backend.close()
 
 
 def evaluate_prompt(
@@ -26,11 +40,16 @@ def evaluate_prompt(
     label: str,
     rows: int | None,
     cache: str | None,
+    price_input: float | None = None,
+    price_output: float | None = None,
 ) -> dict[str, Any]:
     """The metric of the manual and the saved prompt on the chosen data.
 
     The backend is the run's unless ``backend`` names another: a prompt learned on one model
-    and evaluated on another is the paper's prompt transfer.
+    and evaluated on another is the paper's prompt transfer. Another backend takes neither
+    the run's ``base_url`` nor its prices (they were its own model's): ``base_url`` and
+    ``price_input``/``price_output`` (USD per 1M tokens) are given for it, or the price
+    table's are used.
 
     Raises:
         ConfigError: no prompt file, an unknown split, or a prompt file with no task.
@@ -38,18 +57,17 @@ def evaluate_prompt(
     prompt_file = find_prompt_file(source)
     run = prompt_file.parent
     config = read_config(run / "config.toml") if (run / "config.toml").is_file() else None
-    overrides: dict[str, Any] = {"backend": backend, "base_url": base_url}
+    given = {"price_input": price_input, "price_output": price_output}
     if config is None:
-        from bdpl.cli.config import RunConfig
-
+        overrides = {"backend": backend, "base_url": base_url, **given}
         config = RunConfig.build({k: v for k, v in overrides.items() if v is not None})
     elif backend is not None:
-        overrides.setdefault("base_url", None)
-        config = config.merged({"backend": backend, "base_url": base_url})
-        if base_url is None and config.base_url is not None:
-            config = config.model_copy(update={"base_url": None})
+        moved = {"backend": backend, "base_url": base_url, **given}
+        config = RunConfig.build({**config.model_dump(), **moved})
+    else:
+        config = config.merged(given)
     saved = json.loads(prompt_file.read_text(encoding="utf-8"))
-    with build_meter(config, ledger=None, cache=cache) as meter:
+    with build_meter(config, ledger=None, cache=cache) as meter, _closed(meter.backend):
         optimizer = Optimizer.load(prompt_file, meter.backend, meter=meter)
         task = optimizer.task
         if task is None:

@@ -38,8 +38,9 @@ from bdpl.metering import Budget, Ledger, Meter, Price, QueryCache
 from bdpl.metering.redis_cache import RedisQueryCache, is_redis_url
 from bdpl.optimizer import EpochRecord, Optimizer
 from bdpl.tasks import Dataset, Task, get_task
+from bdpl.vocabulary import Vocabulary, gather_vocabulary
 
-__all__ = ["RunData", "build_meter", "fit_run", "load_data", "versions"]
+__all__ = ["RunData", "build_meter", "fit_run", "load_data", "versions", "vocabulary_of"]
 
 RUN_FORMAT = 1
 _DEPENDENCIES: tuple[str, ...] = ("numpy", "pydantic", "diskcache", "tenacity", "click")
@@ -121,6 +122,31 @@ def load_data(config: RunConfig) -> RunData:
     if test is not None and config.test_rows is not None:
         test = Dataset(task, test.examples[: config.test_rows])
     return RunData(task, train, dev, test)
+
+
+def vocabulary_of(config: RunConfig, data: RunData) -> Vocabulary | None:
+    """The prompt candidates ``config.vocab_source`` asks for, or ``None`` for ``"train"``
+    (the optimizer then builds them from the training texts, as it always has).
+
+    ``"pool"`` adds the preset's ``pool`` split (its cleaned training data; labels are never
+    read) to the training texts as unlabelled in-domain text; ``"english"`` takes the most
+    frequent English words alone, so no candidate comes from the task's data.
+
+    Raises:
+        ConfigError: ``"pool"`` without a preset task (user files have no pool).
+        DataError: the pool's data file is missing.
+    """
+    if config.vocab_source == "train":
+        return None
+    if config.vocab_source == "english":
+        return gather_vocabulary((), size=config.vocab_size)
+    if config.task is None or config.train is not None:
+        raise ConfigError(
+            "vocab_source 'pool' needs a preset task (--task): user files have no pool; "
+            "use 'train' or 'english'"
+        )
+    pool = load_split(config.task, "pool")
+    return gather_vocabulary(data.train, unlabelled=pool, size=config.vocab_size)
 
 
 def build_meter(
@@ -320,6 +346,7 @@ def fit_run(
             "continue it, or choose another --out"
         )
     data = load_data(config)
+    vocabulary = vocabulary_of(config, data)  # before the run folder: a bad source writes nothing
     run.mkdir(parents=True, exist_ok=True)
     write_config(config, run / "config.toml")
     _write_json(run / "run.json", {"format": RUN_FORMAT, "method": method})
@@ -336,6 +363,8 @@ def fit_run(
             first_epoch = int(json.loads(checkpoint.read_text(encoding="utf-8"))["next_epoch"])
             _truncate_history(history, first_epoch)
         else:
+            if vocabulary is not None and method in ("bdpl", "random"):
+                settings["candidates"] = vocabulary
             optimizer = make_optimizer(method, meter.backend, data.train, meter, settings,
                                        demonstrations=demonstrations)  # fmt: skip
             history.unlink(missing_ok=True)
