@@ -113,7 +113,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-RULES = ("best-dev", "paired", "consistent", "pooled", "manual")
+RULES = ("best-dev", "paired", "consistent", "pooled", "pooled-point", "manual")
 
 
 def keeps(rule: str, row: dict[str, Any], num_classes: int) -> bool:
@@ -151,6 +151,8 @@ def keeps(rule: str, row: dict[str, Any], num_classes: int) -> bool:
         return wins(("dev",), tested=False) and wins(("train",), tested=False)
     if rule == "pooled":
         return wins(("dev", "train"), tested=True)
+    if rule == "pooled-point":
+        return wins(("dev", "train"), tested=False)
     raise ValueError(rule)
 
 
