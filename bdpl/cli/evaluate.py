@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bdpl.backends.base import Closeable
 from bdpl.cli.config import RunConfig, read_config
 from bdpl.cli.runs import build_meter, find_prompt_file, load_data
 from bdpl.data import read_dataset
 from bdpl.errors import ConfigError
 from bdpl.optimizer import Optimizer
 from bdpl.tasks import Dataset
-
-
-@contextlib.contextmanager
-def _closed(backend: object) -> Iterator[None]:
-    """Close the backend :func:`build_meter` made once done (a meter leaves its backend open):
-    an OpenAI client's connections are not left to the garbage collector."""
-    try:
-        yield
-    finally:
-        if isinstance(backend, Closeable):
-            backend.close()
 
 
 def evaluate_prompt(
@@ -67,7 +53,7 @@ def evaluate_prompt(
     else:
         config = config.merged(given)
     saved = json.loads(prompt_file.read_text(encoding="utf-8"))
-    with build_meter(config, ledger=None, cache=cache) as meter, _closed(meter.backend):
+    with build_meter(config, ledger=None, cache=cache) as meter:
         optimizer = Optimizer.load(prompt_file, meter.backend, meter=meter)
         task = optimizer.task
         if task is None:

@@ -15,12 +15,13 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bdpl.backends.base import capabilities_of
+from bdpl.backends.base import Closeable, capabilities_of
 from bdpl.cli.backends import make_backend
 from bdpl.cli.config import RunConfig, read_config, write_config
 from bdpl.cli.methods import make_optimizer
@@ -149,6 +150,7 @@ def vocabulary_of(config: RunConfig, data: RunData) -> Vocabulary | None:
     return gather_vocabulary(data.train, unlabelled=pool, size=config.vocab_size)
 
 
+@contextlib.contextmanager
 def build_meter(
     config: RunConfig,
     *,
@@ -157,11 +159,13 @@ def build_meter(
     call_log: str | None = None,
     resume: bool = False,
     check: bool = True,
-) -> Meter:
+) -> Iterator[Meter]:
     """The backend the config names, behind a meter with its budget, ledger and cache.
 
     With ``resume`` the budget is charged with what the run's ledger already holds, so a
-    resumed run keeps one budget over all its processes.
+    resumed run keeps one budget over all its processes. A context manager: on exit the meter
+    is closed, and so is the backend (built here, so owned here: an OpenAI client's
+    connections are not left to the garbage collector).
     """
     backend = make_backend(config.backend, base_url=config.base_url, call_log=call_log, check=check)
     limits: dict[str, Any] = {
@@ -182,12 +186,18 @@ def build_meter(
     if cache == "off":
         the_cache = False
     try:
-        return Meter(backend, cache=the_cache, ledger=ledger, budget=budget, price=price)
-    except UnknownPriceError:
-        raise UnknownPriceError(
-            f"no price for model {capabilities_of(backend).model!r} in bdpl's price table; "
-            "give --price-input and --price-output (USD per 1M tokens)"
-        ) from None
+        try:
+            meter = Meter(backend, cache=the_cache, ledger=ledger, budget=budget, price=price)
+        except UnknownPriceError:
+            raise UnknownPriceError(
+                f"no price for model {capabilities_of(backend).model!r} in bdpl's price table; "
+                "give --price-input and --price-output (USD per 1M tokens)"
+            ) from None
+        with meter:
+            yield meter
+    finally:
+        if isinstance(backend, Closeable):
+            backend.close()
 
 
 def check_budget_fits_one_step(optimizer: Optimizer, meter: Meter, data: RunData) -> None:
@@ -352,12 +362,13 @@ def fit_run(
     _write_json(run / "run.json", {"format": RUN_FORMAT, "method": method})
     _write_json(run / "versions.json", versions())
     ledger_path = run / "ledger.jsonl"
-    meter = build_meter(config, ledger=ledger_path, cache=cache, call_log=call_log, resume=resume)
     checkpoint = run / "checkpoint.json"
     history = run / "history.jsonl"
     settings = optimizer_settings(config)
     first_epoch = 0
-    with meter:
+    with build_meter(
+        config, ledger=ledger_path, cache=cache, call_log=call_log, resume=resume
+    ) as meter:
         if resume and checkpoint.is_file() and method == "bdpl":
             optimizer = Optimizer.load(checkpoint, meter.backend, meter=meter)
             first_epoch = int(json.loads(checkpoint.read_text(encoding="utf-8"))["next_epoch"])
