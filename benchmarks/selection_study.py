@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from datetime import datetime, timezone
@@ -113,7 +114,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-RULES = ("best-dev", "paired", "consistent", "pooled", "pooled-point", "manual")
+RULES = ("best-dev", "paired", "consistent", "pooled", "pooled-point", "above-chance", "manual")
 
 
 def keeps(rule: str, row: dict[str, Any], num_classes: int) -> bool:
@@ -153,7 +154,22 @@ def keeps(rule: str, row: dict[str, Any], num_classes: int) -> bool:
         return wins(("dev", "train"), tested=True)
     if rule == "pooled-point":
         return wins(("dev", "train"), tested=False)
+    if rule == "above-chance":
+        # pooled-point, and the learned prompt itself clearly better than always answering
+        # the most frequent class (one-sided binomial test at the Bonferroni level).
+        a = arrays(("dev", "train"))
+        right = int(np.count_nonzero(a["candidate"][1]))
+        share = np.bincount(a["labels"]).max() / a["labels"].size
+        return (
+            wins(("dev", "train"), tested=False)
+            and _binomial_tail(right, a["labels"].size, float(share)) < level
+        )
     raise ValueError(rule)
+
+
+def _binomial_tail(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
 def report(path: Path) -> str:
