@@ -46,7 +46,7 @@ from bdpl.losses import LOSSES, LossName, losses_from_scores
 from bdpl.metering import Budget, CostEstimate, Ledger, Meter, Price, QueryCache
 from bdpl.metrics import compute_metric
 from bdpl.plan import FitPlan, estimate_fit_cost
-from bdpl.selection import PromptReport, Selection, compare, metric_interval
+from bdpl.selection import PromptReport, Selection, above_chance, compare, metric_interval
 from bdpl.tasks import Dataset, Example, Task
 from bdpl.types import LabelScores, Query
 from bdpl.vocab import check_candidates
@@ -55,8 +55,8 @@ from bdpl.vocabulary import Vocabulary, gather_vocabulary
 if TYPE_CHECKING:
     from bdpl.explain import Explanation
 
-SelectionRule = Literal["paired", "best-dev"]
-SELECTIONS: tuple[str, ...] = ("paired", "best-dev")
+SelectionRule = Literal["paired", "above-chance", "best-dev"]
+SELECTIONS: tuple[str, ...] = ("paired", "above-chance", "best-dev")
 
 __all__ = [
     "FORMAT_VERSION",
@@ -188,9 +188,13 @@ class Optimizer:
             if it beats the manual prompt (the template alone) clearly on the same dev
             examples — lower loss by a paired bootstrap and correctness not significantly
             worse, at level ``alpha`` divided by the number of distinct prompts looked at
-            (see :mod:`bdpl.selection`) — else the manual prompt is kept. With a dev set,
-            either rule reports the comparison in :attr:`FitResult.selection`.
-        alpha: the family-wise significance level of ``"paired"``.
+            (see :mod:`bdpl.selection`) — else the manual prompt is kept.
+            ``"above-chance"``: that prompt is kept only if, on train and dev pooled, its
+            metric is higher and its loss lower than the manual prompt's, and it is itself
+            clearly better than always answering the most frequent class (a binomial test at
+            the same level; :func:`~bdpl.selection.above_chance`) — else the manual prompt.
+            With a dev set, every rule reports the comparison in :attr:`FitResult.selection`.
+        alpha: the family-wise significance level of ``"paired"`` and ``"above-chance"``.
         progress: show a tqdm progress bar during :meth:`fit`.
         calibration: remove the prompt's label prior from the label scores, in training and
             in prediction alike (saved with the prompt): ``None`` (default, the paper's),
@@ -667,7 +671,7 @@ class Optimizer:
         looked_at = max(1, len(self.dev_prompts))
         chosen = self.choose(
             Dataset(task, train.examples), Dataset(task, dev.examples), self.best_prompt,
-            looked_at=looked_at, enforce=self.selection == "paired",
+            looked_at=looked_at, enforce=self.selection != "best-dev",
         )  # fmt: skip
         if chosen.kept_manual:
             self.best_prompt, self.best_score = [], chosen.manual_dev
@@ -682,11 +686,11 @@ class Optimizer:
         looked_at: int = 1,
         enforce: bool = True,
     ) -> Selection:
-        """Whether ``prompt`` beats the manual prompt clearly on ``dev`` (see ``selection``).
+        """Whether ``prompt`` beats the manual prompt clearly, by the rule ``selection`` names
+        (``"best-dev"`` reports the ``"paired"`` test's verdict).
 
         Args:
-            train: the training set (its metrics are reported, not tested: the prompt was
-                learned there).
+            train: the training set (reported; ``"above-chance"`` pools it with ``dev``).
             dev: the examples the two prompts are compared on, example by example.
             prompt: the learned prompt.
             looked_at: how many distinct prompts were evaluated on ``dev`` to find this one;
@@ -701,12 +705,21 @@ class Optimizer:
         task = self._task_for(dev)
         manual = self.report(dev, [])
         learned = self.report(dev, prompt)
+        manual_train, learned_train = self.report(train, []), self.report(train, prompt)
+        level = self.alpha / n
         comparison = compare(
-            learned.losses, manual.losses, learned.correct, manual.correct, alpha=self.alpha / n
+            learned.losses, manual.losses, learned.correct, manual.correct, alpha=level
         )
-        kept = learned if comparison.better or not enforce else manual
-        on_train = self.report(train, kept.prompt).metric
-        manual_train = self.report(train, []).metric  # a cache hit when the manual one is kept
+        if self.selection == "above-chance":
+            wins = above_chance(
+                [learned, learned_train], [manual, manual_train],
+                [dev.label_indices(), train.label_indices()],
+                metric=task.metric, num_classes=len(task.labels), level=level,
+            )  # fmt: skip
+        else:
+            wins = comparison.better
+        kept = learned if wins or not enforce else manual
+        on_train = (learned_train if kept is learned else manual_train).metric
         labels = dev.label_indices()
         interval = metric_interval(labels, kept.predictions.tolist(), task.metric, len(task.labels))
         return Selection(
@@ -718,7 +731,7 @@ class Optimizer:
             dev=kept.metric,
             manual_dev=manual.metric,
             train=on_train,
-            manual_train=manual_train,
+            manual_train=manual_train.metric,
             dev_interval=interval,
             comparison=comparison,
         )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +41,8 @@ __all__ = [
     "Comparison",
     "PromptReport",
     "Selection",
+    "above_chance",
+    "binomial_tail",
     "bootstrap_p",
     "compare",
     "mcnemar_p",
@@ -104,6 +107,62 @@ def mcnemar_p(wins: int, losses: int) -> float:
         return 1.0
     tail = sum(math.comb(n, k) for k in range(wins, n + 1))
     return min(1.0, float(tail) / float(2**n))
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, exactly.
+
+    >>> round(binomial_tail(44, 64, 0.5), 4), round(binomial_tail(0, 5, 0.3), 9)
+    (0.0018, 1.0)
+    """
+    if not 0 <= k <= n or not 0.0 <= p <= 1.0:
+        raise ConfigError(f"binomial_tail needs 0 <= k <= n and p in [0, 1], got {k}, {n}, {p}")
+    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+def above_chance(
+    learned: Sequence[PromptReport],
+    manual: Sequence[PromptReport],
+    labels: Sequence[Sequence[int]],
+    *,
+    metric: str,
+    num_classes: int,
+    level: float,
+) -> bool:
+    """The ``"above-chance"`` rule: does the learned prompt win on every labelled example?
+
+    The examples of all the datasets given (train and dev: ``learned[i]``, ``manual[i]`` and
+    ``labels[i]`` describe dataset ``i``) are pooled. The learned prompt wins when, on the
+    pool, its task metric is higher and its mean loss lower than the manual prompt's,
+    McNemar's test does not find it worse (at ``level``), and it is itself clearly better than
+    always answering the pool's most frequent class: its count of right answers has a
+    one-sided binomial p-value below ``level`` against that class's share. The last condition
+    is what a prompt fitted to noise fails: on a task the model cannot do, a learned prompt
+    can look better than the template on 64 examples and still be at chance.
+    """
+    from bdpl.metrics import compute_metric
+
+    y = np.concatenate([np.asarray(t, dtype=np.int64) for t in labels])
+
+    def pool(reports: Sequence[PromptReport]) -> tuple[npt.NDArray[np.float64], Any, float]:
+        predicted = np.concatenate([r.predictions for r in reports])
+        score = compute_metric(metric, y, predicted, num_classes=num_classes)
+        return np.concatenate([r.losses for r in reports]), predicted == y, score
+
+    pooled = [pool(learned), pool(manual)]
+    (loss_l, right_l, metric_l), (loss_m, right_m, metric_m) = pooled
+    if not y.size or {loss_l.size, loss_m.size} != {y.size}:
+        raise ConfigError("above_chance needs reports and labels of the same examples")
+    worse_p = mcnemar_p(
+        int(np.count_nonzero(right_m & ~right_l)), int(np.count_nonzero(right_l & ~right_m))
+    )
+    share = float(np.bincount(y).max()) / y.size
+    return (
+        metric_l > metric_m
+        and float(loss_l.mean()) < float(loss_m.mean())
+        and worse_p >= level
+        and binomial_tail(int(np.count_nonzero(right_l)), y.size, share) < level
+    )
 
 
 def bootstrap_p(diffs: FloatLike, *, resamples: int = 2000, seed: int = 0) -> float:
@@ -221,7 +280,7 @@ class Selection:
     Attributes:
         prompt: the prompt kept (``[]`` when the manual prompt was kept).
         candidate: the learned prompt that was compared with the manual one.
-        kept_manual: no learned candidate beat the manual prompt clearly on dev.
+        kept_manual: the learned candidate did not beat the manual prompt by the rule in force.
         candidates: distinct learned prompts compared (one per epoch at most).
         alpha: the family-wise significance level; each candidate is tested at
             ``alpha / candidates`` (Bonferroni), so looking at many prompts does not make a
@@ -233,8 +292,9 @@ class Selection:
         manual_train: the manual prompt's training metric, when computed.
         dev_interval: a 90% paired-bootstrap interval of the kept prompt's dev metric: where
             its metric beyond dev is likely to fall.
-        comparison: the kept learned prompt's comparison with the manual one (``None`` when
-            the manual prompt was kept and no candidate was compared).
+        comparison: the paired comparison of the candidate with the manual prompt on dev
+            (``None`` when no candidate was compared); its ``better`` is the ``"paired"``
+            rule's verdict, ``kept_manual`` the verdict of the rule in force.
     """
 
     prompt: list[str]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from datetime import datetime, timezone
@@ -120,7 +119,7 @@ RULES = ("best-dev", "paired", "consistent", "pooled", "pooled-point", "above-ch
 def keeps(rule: str, row: dict[str, Any], num_classes: int) -> bool:
     """Whether ``rule`` keeps the learned prompt, from the row's dev/train evidence only."""
     from bdpl.metrics import compute_metric
-    from bdpl.selection import compare
+    from bdpl.selection import PromptReport, above_chance, compare
 
     if rule in ("best-dev", "manual"):
         return rule == "best-dev"
@@ -154,22 +153,26 @@ def keeps(rule: str, row: dict[str, Any], num_classes: int) -> bool:
         return wins(("dev", "train"), tested=True)
     if rule == "pooled-point":
         return wins(("dev", "train"), tested=False)
-    if rule == "above-chance":
-        # pooled-point, and the learned prompt itself clearly better than always answering
-        # the most frequent class (one-sided binomial test at the Bonferroni level).
-        a = arrays(("dev", "train"))
-        right = int(np.count_nonzero(a["candidate"][1]))
-        share = np.bincount(a["labels"]).max() / a["labels"].size
-        return (
-            wins(("dev", "train"), tested=False)
-            and _binomial_tail(right, a["labels"].size, float(share)) < level
-        )
+    if rule == "above-chance":  # the library's rule, on the recorded evidence
+        names = ("dev", "train")
+        reports = {
+            who: [
+                PromptReport(
+                    (),
+                    0.0,
+                    np.asarray(ev[n][who]["loss"], dtype=np.float64),
+                    np.asarray(ev[n][who]["pred"]) == np.asarray(ev[n]["labels"]),
+                    np.asarray(ev[n][who]["pred"], dtype=np.int64),
+                )
+                for n in names
+            ]
+            for who in ("candidate", "manual")
+        }
+        return above_chance(
+            reports["candidate"], reports["manual"], [ev[n]["labels"] for n in names],
+            metric=row["metric"], num_classes=num_classes, level=level,
+        )  # fmt: skip
     raise ValueError(rule)
-
-
-def _binomial_tail(k: int, n: int, p: float) -> float:
-    """``P(X >= k)`` for ``X ~ Binomial(n, p)``."""
-    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
 def report(path: Path) -> str:

@@ -11,7 +11,14 @@ import pytest
 from bdpl.data import load_split
 from bdpl.errors import ConfigError
 from bdpl.optimizer import Optimizer
-from bdpl.selection import bootstrap_p, compare, mcnemar_p
+from bdpl.selection import (
+    PromptReport,
+    above_chance,
+    binomial_tail,
+    bootstrap_p,
+    compare,
+    mcnemar_p,
+)
 from bdpl.tasks import Dataset
 from bdpl.testing import FakeBackend, Planted
 
@@ -78,11 +85,14 @@ def _sst2(split: str, n: int | None = None) -> Dataset:
     return Dataset(data.task, data.examples[:n])
 
 
-def test_a_dev_lucky_prompt_is_not_kept() -> None:
+@pytest.mark.parametrize("rule", ["paired", "above-chance"])
+def test_a_dev_lucky_prompt_is_not_kept(rule: str) -> None:
     # An unplanted fake: a prompt changes each answer by hash noise only, so some prompt is
     # better on the 32 dev examples by chance and no better beyond them.
     train, dev, held_out = _sst2("train"), _sst2("dev"), _sst2("test", 300)
-    opt = Optimizer(FakeBackend(seed=3), candidates=WORDS, prompt_length=2, cache=False)
+    opt = Optimizer(
+        FakeBackend(seed=3), candidates=WORDS, prompt_length=2, cache=False, selection=rule
+    )
     manual_dev, manual_out = opt.report(dev, []).accuracy, opt.report(held_out, []).accuracy
     lucky = next(
         list(p)
@@ -95,10 +105,14 @@ def test_a_dev_lucky_prompt_is_not_kept() -> None:
     assert chosen.comparison is not None and chosen.comparison.wins > chosen.comparison.losses
 
 
-def test_a_truly_better_prompt_is_kept() -> None:
+@pytest.mark.parametrize("rule", ["paired", "above-chance"])
+def test_a_truly_better_prompt_is_kept(rule: str) -> None:
     train, dev = _sst2("train"), _sst2("dev")
     planted = Planted.for_dataset([train, dev], WORDS, prompt_length=2, best=[4, 7], seed=1)
-    opt = Optimizer(FakeBackend(planted=planted), candidates=WORDS, prompt_length=2, cache=False)
+    opt = Optimizer(
+        FakeBackend(planted=planted), candidates=WORDS, prompt_length=2, cache=False,
+        selection=rule,
+    )  # fmt: skip
     chosen = opt.choose(train, dev, planted.best_prompt, looked_at=10)
     assert not chosen.kept_manual and chosen.prompt == planted.best_prompt
     assert chosen.dev > chosen.manual_dev and chosen.train is not None
@@ -125,3 +139,45 @@ def test_fit_reports_its_selection_and_keeps_the_manual_prompt_when_nothing_wins
     reported = best_dev.fit(train, dev)
     assert reported.selection is not None and not reported.selection.kept_manual
     assert reported.prompt == reported.selection.candidate  # reported, not enforced
+
+
+# -- the above-chance rule ----------------------------------------------------------------------
+
+
+def test_binomial_tail_is_exact() -> None:
+    assert binomial_tail(6, 8, 0.5) == pytest.approx(37 / 256)
+    assert binomial_tail(0, 3, 0.2) == pytest.approx(1.0)
+    assert binomial_tail(3, 3, 0.2) == pytest.approx(0.008)
+    with pytest.raises(ConfigError):
+        binomial_tail(4, 3, 0.5)
+
+
+def _reports(labels: np.ndarray, right: int, loss: float) -> PromptReport:
+    """Answers right on the first ``right`` examples, wrong (the other class) on the rest."""
+    predicted = np.where(np.arange(labels.size) < right, labels, 1 - labels)
+    return PromptReport((), 0.0, np.full(labels.size, loss), predicted == labels, predicted)
+
+
+def test_above_chance_needs_the_learned_prompt_clearly_above_the_majority_class() -> None:
+    labels = np.array([0, 1] * 16)  # balanced: always one class gets half right
+    level = 0.05
+
+    def verdict(learned_right: int, manual_right: int) -> bool:
+        halves = [(labels, learned_right, 0.6), (labels, manual_right, 0.7)]
+        learned, manual = (_reports(y, r, loss) for y, r, loss in halves)
+        return above_chance(
+            [learned, learned], [manual, manual], [labels, labels],
+            metric="accuracy", num_classes=2, level=level,
+        )  # fmt: skip
+
+    # Better than the template on all 64, but 36/64 right is what chance gives (p = 0.19).
+    assert binomial_tail(36, 64, 0.5) > level and not verdict(18, 15)
+    # 44/64 right is not chance (p = 0.002), and better than the template: kept.
+    assert binomial_tail(44, 64, 0.5) < level and verdict(22, 18)
+    # Clearly above chance but not better than the template: not kept.
+    assert not verdict(22, 22)
+    with pytest.raises(ConfigError):
+        above_chance(
+            [_reports(labels, 20, 0.5)], [_reports(labels, 20, 0.5)], [labels[:-1]],
+            metric="accuracy", num_classes=2, level=level,
+        )  # fmt: skip

@@ -107,13 +107,15 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
                  "with English words), the same with the preset's pool as unlabelled text, or "
                  "frequent English words alone [train]."),
     click.option("--seed", type=int, help="Seed of sampling and shuffling [0]."),
-    click.option("--selection", type=click.Choice(["paired", "best-dev"]),
+    click.option("--selection", type=click.Choice(["paired", "above-chance", "best-dev"]),
                  help="Keep the learned prompt only if it beats the manual one clearly on dev "
-                 "(paired), or the best-dev prompt (best-dev) [best-dev]."),
+                 "(paired), or if it is better on train and dev pooled and clearly above "
+                 "chance there (above-chance); or keep the best-dev prompt (best-dev) "
+                 "[best-dev]."),
     click.option("--calibration", type=click.Choice(["none", "content-free", "batch"]),
                  help="Remove the label prior in training and prediction [none]."),
-    click.option("--alpha", type=float, help="Significance level of the paired selection "
-                 "[0.05]."),
+    click.option("--alpha", type=float, help="Significance level of the paired and "
+                 "above-chance selections [0.05]."),
     click.option("--max-dollars", type=float, help="Budget: dollars."),
     click.option("--max-queries", type=int, help="Budget: paid queries."),
     click.option("--max-tokens", type=int, help="Budget: tokens."),

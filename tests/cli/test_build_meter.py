@@ -39,15 +39,19 @@ def test_leaving_the_block_closes_the_backend(built: list[Any]) -> None:
         with runs.build_meter(config, ledger=None, cache="off") as meter:
             assert meter.backend is built[0] and not built[0]._client.is_closed()
         assert built[0]._client.is_closed()
-        with pytest.raises(RuntimeError, match="boom"):
-            with runs.build_meter(config, ledger=None, cache="off"):
-                raise RuntimeError("boom")
+        with (
+            pytest.raises(RuntimeError, match="boom"),
+            runs.build_meter(config, ledger=None, cache="off"),
+        ):
+            raise RuntimeError("boom")
         assert built[1]._client.is_closed()
 
 
 def test_a_model_without_a_price_closes_the_backend_it_refuses(built: list[Any]) -> None:
     with FaultServer() as server:
-        with pytest.raises(UnknownPriceError, match="--price-input"):
-            with runs.build_meter(_config(server), ledger=None, cache="off"):
-                pytest.fail("no meter for a model without a price")
+        with (
+            pytest.raises(UnknownPriceError, match="--price-input"),
+            runs.build_meter(_config(server), ledger=None, cache="off"),
+        ):
+            pytest.fail("no meter for a model without a price")
         assert built[0]._client.is_closed()
