@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from bdpl.backends.base import Backend
+from bdpl.calibration import Calibration
 from bdpl.errors import BudgetExceededError, ConfigError
 from bdpl.estimators import IntArray
 from bdpl.optimizer import FitResult, Optimizer
@@ -117,6 +118,9 @@ class ManualPrompt(Optimizer):
     Args:
         backend: the model.
         task: the task; :meth:`fit` takes it from the training set when not given.
+        calibration: as for :class:`~bdpl.optimizer.Optimizer` (``None``, ``"content-free"``
+            or ``"batch"``): the template alone is scored with the same label-prior removal
+            as the learned prompts it is compared with.
         metering: ``budget``, ``ledger``, ``cache``, ``meter`` or ``meter_options``, as for
             :class:`~bdpl.optimizer.Optimizer`.
 
@@ -124,11 +128,18 @@ class ManualPrompt(Optimizer):
         ConfigError: any other keyword, or a bad metering setting.
     """
 
-    def __init__(self, backend: Backend, *, task: Task | None = None, **metering: Any) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        task: Task | None = None,
+        calibration: Calibration | None = None,
+        **metering: Any,
+    ) -> None:
         extra = sorted(set(metering) - _METERING)
         if extra:
             raise ConfigError(f"ManualPrompt learns nothing; it takes no {extra}")
-        super().__init__(backend, task=task, **metering)
+        super().__init__(backend, task=task, calibration=calibration, **metering)
         self.best_prompt = []
 
     def recommend(self) -> list[str]:

@@ -260,3 +260,29 @@ def test_doctests() -> None:
 
     result = doctest.testmod(bdpl.calibration)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("method", ["manual", "in-context"])
+def test_the_baselines_are_calibrated_like_the_prompts_they_are_compared_with(
+    method: str,
+) -> None:
+    from bdpl.baselines import ManualPrompt
+    from bdpl.cli.methods import make_optimizer
+    from bdpl.metering import Meter
+
+    task = get_task("sst2")
+    data = Dataset(task, examples(task, 24))
+    biased = PriorBackend(FakeBackend(seed=3), prior_for(task))
+    meter = Meter(biased, cache=False)
+    settings = {"calibration": "content-free", "seed": 0}
+    baseline = make_optimizer(method, biased, data, meter, settings, demonstrations=2)
+    assert isinstance(baseline, ManualPrompt) and baseline.calibration == "content-free"
+    if method == "manual":
+        # The template alone, calibrated: what a calibrated Optimizer gives the empty prompt,
+        # not the prior-dominated uncalibrated answer.
+        calibrated = Optimizer(biased, cache=False, calibration="content-free")
+        plain = ManualPrompt(biased, cache=False)
+        assert baseline.predict(data) == calibrated.predict(data, prompt=[])
+        assert baseline.predict(data) != plain.predict(data)
+        last = len(task.labels) - 1  # the class the planted prior favours
+        assert plain.predict(data).count(last) > baseline.predict(data).count(last)

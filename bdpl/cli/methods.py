@@ -58,9 +58,10 @@ def make_optimizer(
     if method == "random":
         kept = {k: v for k, v in settings.items() if k not in _NOT_SEARCHED}
         return RandomSearch(backend, task=task, meter=meter, **kept)
+    calibration = settings.get("calibration")  # the baselines are scored as BDPL's prompts are
     if method == "manual":
-        return ManualPrompt(backend, task=task, meter=meter)
+        return ManualPrompt(backend, task=task, meter=meter, calibration=calibration)
     if method == "in-context":
         shown = with_demonstrations(train, demonstrations, seed=int(settings.get("seed", 0)))
-        return ManualPrompt(backend, task=shown, meter=meter)
+        return ManualPrompt(backend, task=shown, meter=meter, calibration=calibration)
     raise ConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
