@@ -21,7 +21,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,6 +60,10 @@ class BillingServer:
         late_s: how long a ``"late"`` reply waits (longer than the client's timeout).
         latency_s: how long every request takes before it is answered.
         seed: seeds the draw of faulty requests.
+        session_of: the run a request belongs to, from its prompts; default: the ``session``
+            set when the server reads it (a request the client gave up on may reach the
+            server after the next run began: a test with such requests names its runs in
+            the prompts and attributes them here).
     """
 
     def __init__(
@@ -70,8 +74,10 @@ class BillingServer:
         late_s: float = 0.5,
         latency_s: float = 0.0,
         seed: int = 0,
+        session_of: Callable[[tuple[str, ...]], int] | None = None,
     ) -> None:
         self.fault_rate = fault_rate
+        self.session_of = session_of
         self.faults = tuple(faults)
         self.late_s = late_s
         self.latency_s = latency_s
@@ -137,7 +143,7 @@ class BillingServer:
                 Bill(
                     tuple(prompts),
                     Usage(u["prompt_tokens"], u["completion_tokens"], 1),
-                    self.session,
+                    self.session if self.session_of is None else self.session_of(tuple(prompts)),
                     fault,
                 )
             )
