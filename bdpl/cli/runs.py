@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -348,6 +349,7 @@ def fit_run(
                 method=method,
                 demonstrations=demonstrations,
             )
+    started = time.perf_counter()
     if resume:
         _check_resume(run, config)
     elif run.exists() and any(run.iterdir()):
@@ -453,6 +455,8 @@ def fit_run(
             "duplicates": stats.duplicates,
             "dollars": stats.dollars,
         }
+    # This process's wall time (a resumed run: its last process's), loading the model included.
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
     _write_json(run / "metrics.json", metrics)
     summary = Ledger.read(ledger_path) if ledger_path.exists() else []
     _write_json(run / "ledger-summary.json", _ledger_totals(summary))

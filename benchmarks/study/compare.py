@@ -181,7 +181,7 @@ def _verdicts(records: Records) -> str:
         "seeds).\n\n" + table + "\n"
         f"**Goal (best bdpl variant, estimator and calibration chosen on dev, beats both manual "
         f"and random search by more than one std over seeds on at least 6 of the 8 paper "
-        f"tasks): {len(wins)} of {len(paper)} paper tasks run"
+        f"tasks): beaten on {len(wins)} of the {len(paper)} paper tasks run"
         + (f" ({', '.join(wins)})" if wins else "")
         + f"; {'met' if len(wins) >= 6 else 'not met'}.**"
     )

@@ -210,7 +210,8 @@ def run_part(name: str, options: Options, argv: Sequence[str]) -> None:
         runner(out, options.backend, options.tiny)
         written = common.load_part(out / "results", name) or {}
         doc.update({k: v for k, v in written.items() if k not in doc or k == "cells"})
-    doc["finished"] = now()
+    # Collecting runs nothing: the part finished when its last run did.
+    doc["finished"] = before.get("finished", now()) if options.collect else now()
     common.write_results(out, name, doc)
 
 

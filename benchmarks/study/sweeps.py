@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,8 @@ def run(
         name: the part (its folder under ``out/runs``).
         config: the sweep, as a sweep file's dict.
         out: the study's folder.
-        workers: as ``bdpl sweep --workers`` (wall times are recorded only with 0).
+        workers: as ``bdpl sweep --workers`` (each run records its own wall time; with
+            several workers on one machine they share its cores).
         only: run only the cells whose grid values are among these (``{"task": ["sst2"]}``),
             to run a long sweep in parts; the records still cover every finished cell.
         collect: run nothing; only read the finished cells' folders.
@@ -56,20 +55,8 @@ def run(
         narrowed[key] = [v for v in grid[key] if v in values]
     folder = out / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
-    walls_file = folder / "wall.json"
-    walls: dict[str, float] = {}
-    if walls_file.is_file():
-        walls = json.loads(walls_file.read_text(encoding="utf-8"))
-    clock = [time.perf_counter()]
 
     def on_cell(cell: str, status: str) -> None:
-        now = time.perf_counter()
-        if status != "skipped" and workers == 0:
-            # In-process cells run one after the other: the time since the last report is
-            # this cell's (its backend's loading included); a resumed cell adds its parts.
-            walls[cell] = walls.get(cell, 0.0) + now - clock[0]
-            _atomic(walls_file, json.dumps(walls, indent=1, sort_keys=True))
-        clock[0] = now
         print(f"[{name}] {cell}: {status}", file=sys.stderr, flush=True)
 
     failed: dict[str, str] = {}
@@ -77,12 +64,11 @@ def run(
         part = Sweep.build(config.get("base", {}), narrowed, config.get("budget"))
         cache = str(out / "runs" / "cache")
         failed = run_sweep(part, folder, workers=workers, cache=cache, on_cell=on_cell).failed
-    cells = [_record(c, folder / "cells" / c.name, failed.get(c.name), walls)
-             for c in sweep.cells]  # fmt: skip
+    cells = [_record(c, folder / "cells" / c.name, failed.get(c.name)) for c in sweep.cells]
     return {"cells": cells, "failed": failed, "sweep_config": config}
 
 
-def _record(cell: Any, run: Path, error: str | None, walls: Mapping[str, float]) -> dict[str, Any]:
+def _record(cell: Any, run: Path, error: str | None) -> dict[str, Any]:
     """One cell's record (``common.RECORD_FIELDS``) from its run folder."""
     config = {**cell.config.model_dump(), "method": cell.method,
               "demonstrations": cell.demonstrations}  # fmt: skip
@@ -131,12 +117,6 @@ def _record(cell: Any, run: Path, error: str | None, walls: Mapping[str, float])
         "steps": len(steps),
         "nonfinite": sum(int(h.get("nonfinite", 0)) for h in steps),
         "floored": sum(int(h.get("floored", 0)) for h in steps),
-        "wall_seconds": walls.get(cell.name),
+        "wall_seconds": metrics.get("seconds"),  # the run's own clock (None: not recorded)
         "history": history,
     }
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -26,7 +26,9 @@ def _calls(path: Path) -> list[list[tuple[str, ...]]]:
 
 
 def test_fit_writes_a_run_folder(bdpl: Run, tmp_path: Path) -> None:
+    started = time.perf_counter()
     done = bdpl(*FIT, "--out", "run", "--call-log", "calls.jsonl")
+    elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     run = tmp_path / "run"
     names = {p.name for p in run.iterdir()}
@@ -37,6 +39,7 @@ def test_fit_writes_a_run_folder(bdpl: Run, tmp_path: Path) -> None:
     assert isinstance(metrics["selection"]["kept_manual"], bool)
     assert set(metrics["test"]) == {"manual", "learned", "rows"}
     assert metrics["test"]["rows"] == 872
+    assert 0 < metrics["seconds"] < elapsed  # the run's own clock, within the process's life
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     steps = [h for h in history if h["kind"] == "step"]
     assert len(steps) == 4 and len(history) == 6  # 2 steps and 1 epoch line per epoch

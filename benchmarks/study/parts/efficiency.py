@@ -143,7 +143,8 @@ def _walls(records: Records) -> str:
         rows.append(row)
     return (
         "Wall time per fit in seconds (mean ± std over seeds and calibrations; loading the "
-        "backend, training, dev and test evaluation; cells run one at a time):\n\n"
+        "backend, training, dev and test evaluation, as each run's `metrics.json` records it; "
+        "`-`: not recorded, by runs from before bdpl recorded it):\n\n"
         + common.markdown_table(header, rows).strip()
     )
 
@@ -161,7 +162,11 @@ def _throughput(results: Path) -> str:
             entry[1] += float(wall)
             entry[2] += 1
     if not totals:
-        return ""
+        return (
+            "### Throughput per backend\n\nNo finished cell recorded both its wall time and "
+            "paid queries (runs from before bdpl recorded its wall time, or every answer "
+            "came from the cache): rerun the parts from an empty `out/runs/` to measure it."
+        )
     rows = [[f"`{b}`", common.fmt(int(c)), common.fmt(int(p)), common.fmt(w, 1),
              common.fmt(p / w, 1)] for b, (p, w, c) in totals.items()]  # fmt: skip
     return (
