@@ -82,8 +82,8 @@ def run(
     )
     chosen = result.selection
     if chosen is not None and chosen.kept_manual:
-        # The default selection keeps the template alone unless the learned prompt beats it
-        # clearly on dev; the learned prompt it rejected is tested too, for the record.
+        # A selection that enforces its test ("paired", "above-chance") keeps the template
+        # alone unless the learned prompt wins; the prompt it rejected is tested too.
         print(f"kept the manual prompt: {chosen.candidate!r} did not beat it clearly on dev")
     print(f"scoring the learned prompt on {len(test)} test rows ...", flush=True)
     learned = optimizer.evaluate(test, prompt=result.prompt)
