@@ -183,13 +183,13 @@ class Optimizer:
         meter_options: deprecated (removed in the next release): further keyword arguments
             for the ``Meter`` built here. Build the meter instead:
             ``meter=Meter(backend, price=..., retry=..., max_concurrency=...)``.
-        selection: how :meth:`fit` picks its prompt on dev. ``"best-dev"`` (default): the
-            best-dev epoch's prompt, as the paper does. ``"paired"``: that prompt is kept only
+        selection: how :meth:`fit` picks its prompt on dev. ``"best-dev"``: the best-dev
+            epoch's prompt, as the paper does. ``"paired"``: that prompt is kept only
             if it beats the manual prompt (the template alone) clearly on the same dev
             examples — lower loss by a paired bootstrap and correctness not significantly
             worse, at level ``alpha`` divided by the number of distinct prompts looked at
             (see :mod:`bdpl.selection`) — else the manual prompt is kept.
-            ``"above-chance"``: that prompt is kept only if, on train and dev pooled, its
+            ``"above-chance"`` (default): that prompt is kept only if, on train and dev pooled, its
             metric is higher and its loss lower than the manual prompt's, and it is itself
             clearly better than always answering the most frequent class (a binomial test at
             the same level; :func:`~bdpl.selection.above_chance`) — else the manual prompt.
@@ -222,7 +222,7 @@ class Optimizer:
         epochs: int = 30,
         vocab_size: int = 200,
         seed: int = 0,
-        selection: SelectionRule = "best-dev",
+        selection: SelectionRule = "above-chance",
         alpha: float = 0.05,
         budget: Budget | None = None,
         ledger: Ledger | str | Path | None = None,

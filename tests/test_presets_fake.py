@@ -33,7 +33,10 @@ def test_preset_end_to_end(name: str, data_dir: Path) -> None:
         cache=False,  # the test counts backend calls
     )
     result = opt.fit(train, dev)
-    assert result.stop_reason == "epochs" and len(result.prompt) == 3
+    assert result.stop_reason == "epochs" and result.selection is not None
+    # Two epochs may not learn enough to pass the selection: the template is kept then.
+    assert len(result.prompt) == (0 if result.selection.kept_manual else 3)
+    assert result.selection.candidate and len(result.selection.candidate) == 3
     assert result.dev_score is not None and math.isfinite(result.dev_score)
     assert 0 < result.queries == sum(len(c) for c in fake.calls)
     # The task's metric sees the planted structure: the best prompt beats no prompt.

@@ -111,7 +111,7 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
                  help="Keep the learned prompt only if it beats the manual one clearly on dev "
                  "(paired), or if it is better on train and dev pooled and clearly above "
                  "chance there (above-chance); or keep the best-dev prompt (best-dev) "
-                 "[best-dev]."),
+                 "[above-chance]."),
     click.option("--calibration", type=click.Choice(["none", "content-free", "batch"]),
                  help="Remove the label prior in training and prediction [none]."),
     click.option("--alpha", type=float, help="Significance level of the paired and "

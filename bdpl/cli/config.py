@@ -73,7 +73,7 @@ class RunConfig(BaseModel):
     # the most frequent English words alone. See vocabulary_of() in bdpl/cli/runs.py.
     vocab_source: Literal["train", "pool", "english"] = "train"
     seed: int = Field(default=0, ge=0)
-    selection: Literal["paired", "above-chance", "best-dev"] = "best-dev"
+    selection: Literal["paired", "above-chance", "best-dev"] = "above-chance"
     calibration: Literal["none", "content-free", "batch"] = "none"
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # money
