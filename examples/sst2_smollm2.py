@@ -28,6 +28,9 @@ from bdpl.vocab import build_vocabulary
 TEMPLATE = "<s1> It was <slot>."
 VERBALIZER = {"0": "terrible", "1": "great"}
 SETTINGS: dict[str, Any] = {
+    # The paper's rule (the best-dev epoch's prompt), as when README's numbers were measured;
+    # the library's default keeps the template unless the learned prompt wins above chance.
+    "selection": "best-dev",
     "calibration": "content-free",
     "prompt_length": 3,
     "sample_size": 8,

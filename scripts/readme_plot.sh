@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 BDPL="${BDPL:-.venv/bin/bdpl}"
 rm -rf docs/readme-run
 "$BDPL" fit --task sst2 --backend local --calibration content-free --epochs 10 \
-  --test-rows 200 --out docs/readme-run --quiet
+  --selection best-dev --test-rows 200 --out docs/readme-run --quiet
 "$BDPL" plot docs/readme-run --out docs
