@@ -49,7 +49,7 @@ RECORD_FIELDS = (
     "steps",  # training steps taken
     "nonfinite",  # steps whose distribution held a NaN/inf (sum over steps)
     "floored",  # probabilities at the reference estimator's floor (sum over steps)
-    "wall_seconds",  # wall time of the cell in this study's run(s), resumes summed; or None
+    "wall_seconds",  # the run's metrics.json seconds (a resumed run: its last process); or None
     "history",  # the run's history.jsonl, compacted (no distributions)
 )  # fmt: skip
 

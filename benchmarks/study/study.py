@@ -293,8 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--backend", help="override every cell's backend (e.g. fake)")
     run.add_argument("--tiny", action="store_true", help="a smoke-test-sized study")
     run.add_argument("--workers", type=int, default=0,
-                     help="cells in parallel processes (0: one by one, here; wall times per "
-                          "cell are only recorded with 0)")  # fmt: skip
+                     help="cells in parallel processes (0: one by one, here; parallel cells "
+                          "share the cores, so their wall times are longer)")  # fmt: skip
     run.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
                      help="run only the cells with these grid values (a long sweep in parts); "
                           "repeatable")  # fmt: skip
