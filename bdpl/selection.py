@@ -147,7 +147,8 @@ def above_chance(
     def pool(reports: Sequence[PromptReport]) -> tuple[npt.NDArray[np.float64], Any, float]:
         predicted = np.concatenate([r.predictions for r in reports])
         score = compute_metric(metric, y, predicted, num_classes=num_classes)
-        return np.concatenate([r.losses for r in reports]), predicted == y, score
+        right = np.concatenate([r.correct for r in reports])  # as each report scored it
+        return np.concatenate([r.losses for r in reports]), right, score
 
     pooled = [pool(learned), pool(manual)]
     (loss_l, right_l, metric_l), (loss_m, right_m, metric_m) = pooled
