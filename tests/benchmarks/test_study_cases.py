@@ -15,7 +15,7 @@ import pytest
 
 STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "study"
 CASES = ("data_size", "prompt_length", "vocabulary", "sample_size", "budget", "loss",
-         "placement", "transfer", "explanations")  # fmt: skip
+         "learning_rate", "placement", "transfer", "explanations")  # fmt: skip
 
 pytest.importorskip("matplotlib")
 
@@ -114,7 +114,7 @@ def test_the_sweep_parts_shrink_to_one_seed_and_one_epoch(parts: dict[str, Any])
     from bdpl.sweep import Sweep
 
     for name in ("data_size", "prompt_length", "vocabulary", "sample_size", "loss",
-                 "placement"):  # fmt: skip
+                 "learning_rate", "placement"):  # fmt: skip
         part = parts[name]
         full = read_toml(STUDY / part.SWEEP, "sweep file")
         assert full["base"]["backend"] == "local" and full["grid"]["data_seed"] == [13, 21, 42]
