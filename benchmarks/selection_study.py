@@ -197,7 +197,8 @@ def report(path: Path) -> str:
     classes = {t: len(load_split(t, "dev", seed=13).task.labels) for t in {r["task"] for r in rows}}
     picks = {rule: [keeps(rule, r, classes[r["task"]]) for r in rows] for rule in RULES}
     lines = [
-        f"Machine: {data['machine']}; date: {data['date']}; settings: {data['settings']}.",
+        f"Machine: {data['machine']}; date of the last run: {data['date']}; "
+        f"its settings: {data['settings']}.",
         "",
         "Test metric (x100) of the manual prompt and change (points) of what each rule keeps; "
         "`=` marks a rule that kept the manual prompt.",
