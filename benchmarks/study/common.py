@@ -49,6 +49,7 @@ RECORD_FIELDS = (
     "steps",  # training steps taken
     "nonfinite",  # steps whose distribution held a NaN/inf (sum over steps)
     "floored",  # probabilities at the reference estimator's floor (sum over steps)
+    "final_entropy",  # the last step's entropy, mean over positions (nats); None without steps
     "wall_seconds",  # the run's metrics.json seconds (a resumed run: its last process); or None
     "history",  # the run's history.jsonl, compacted (no distributions)
 )  # fmt: skip

@@ -5,6 +5,7 @@ numbers, and every figure it links is a valid PNG."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -121,6 +122,11 @@ def test_results_hold_the_documented_record_and_the_run_metadata(study: Path) ->
         steps = [h for h in cell["history"] if h["kind"] == "step"]
         assert steps[-1]["paid_queries"] == cell["train_paid_queries"]
         assert "distribution" not in str(cell["history"])  # compacted
+    # BDPL's distribution starts uniform over its candidates: the last step's mean entropy is
+    # a number between one-hot (0) and uniform (log of the vocabulary size).
+    for cell in (c for c in fits if c["method"] == "bdpl"):
+        size = cell["config"]["vocab_size"]
+        assert 0.0 <= cell["final_entropy"] <= math.log(size) + 1e-6
     # Seeds of one method differ (the split seeds are averaged over, not repeated).
     seeds = {c["data_seed"] for c in fits if c["method"] == "random"}
     assert len(seeds) == 2

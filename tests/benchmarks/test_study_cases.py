@@ -40,7 +40,8 @@ def cell(seed: int, values: dict[str, Any], dev: tuple[float, float],
         "status": "done", "values": {**values, "data_seed": seed}, "config": config,
         "metric": "accuracy", "dev_manual": dev[0], "dev_learned": dev[1],
         "test_manual": test[0], "test_learned": test[1], "paid_queries": 100,
-        "cached_queries": 20, "wall_seconds": 60.0, "history": [], **more,
+        "cached_queries": 20, "wall_seconds": 60.0, "final_entropy": 5.0 - seed / 10,
+        "history": [], **more,
     }  # fmt: skip
 
 
@@ -75,9 +76,9 @@ def test_a_factor_report_shows_mean_and_std_over_seeds_and_the_dev_choice(
     text = parts["data_size"].report(results, tmp_path / "figures")
     assert text.startswith("## Case study: training data size")
     [k4] = rows_of(text, "4")
-    # runs, dev manual, dev learned, test manual, test learned, gain, queries, minutes
+    # runs, dev manual, dev learned, test manual, test learned, gain, entropy, queries, minutes
     assert k4[1:] == ["2", "0.500 ± 0.000", "0.700 ± 0.141", "0.550 ± 0.000", "0.600 ± 0.071",
-                      "0.050 ± 0.071", "120", "2.0"]  # fmt: skip
+                      "0.050 ± 0.071", "3.300 ± 0.566", "120", "2.0"]  # fmt: skip
     [k8] = rows_of(text, "8")
     assert k8[1] == "2" and k8[3] == "0.700 ± 0.000" and k8[5] == "0.750 ± 0.071"
     # k = 4 has the better mean dev (0.700 vs 0.700 is a tie: the first stays).

@@ -184,9 +184,10 @@ def factor_table(
     show: Callable[[str, Any], str] = plain,
 ) -> str:
     """Mean ± std over data seeds per value of ``keys``: dev and test of the manual and the
-    learned prompt, the test gain, :func:`queries` (mean) and minutes (summed over seeds)."""
+    learned prompt, the test gain, the distribution's final entropy, :func:`queries` (mean)
+    and minutes (summed over seeds)."""
     header = [*names, "runs", "dev manual", "dev learned", "test manual", "test learned",
-              "test gain", "queries", "minutes"]  # fmt: skip
+              "test gain", "final entropy", "queries", "minutes"]  # fmt: skip
     rows = []
     for combo, group in factor_rows(records, keys):
         sent = common.mean_std(queries(r) for r in group)[0]
@@ -198,6 +199,7 @@ def factor_table(
             common.fmt_mean_std(r.get("test_manual") for r in group),
             common.fmt_mean_std(r.get("test_learned") for r in group),
             common.fmt_mean_std(_gain(group)),
+            common.fmt_mean_std(r.get("final_entropy") for r in group),
             common.fmt(round(sent) if sent == sent else None),
             _minutes(group),
         ])  # fmt: skip
@@ -305,6 +307,9 @@ def factor_section(
         scale(records, keys),
         factor_table(records, keys, names, show),
         "Mean ± std over data seeds. Test gain: learned minus template alone, per seed. "
+        "Final entropy: of the prompt distribution after the last step, mean over positions, "
+        "in nats (uniform over the candidates: log of their number, 5.30 for 200; one "
+        "certain phrase: 0). "
         "Queries: per run, sent through the meter (paid, or answered by the study's shared "
         "cache or by an identical query of the same step). Minutes: wall time summed over "
         "the seeds, where recorded.",
