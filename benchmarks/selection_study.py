@@ -14,7 +14,8 @@ HyperPartisan's articles (about 700 tokens on average) are cut to their first
 
 Run: ``python benchmarks/selection_study.py --out benchmarks/results/selection.json`` (hours at
 full scale on 2 CPUs; ``--tasks``, ``--seeds``, ``--epochs`` and ``--test-rows`` cut it down;
-pairs run seed by seed, so a stopped run covers every task). ``--report`` turns the JSON into
+pairs run seed by seed, so a run stopped early has covered each task once it passes a
+seed). ``--report`` turns the JSON into
 the Markdown table in ``benchmarks/results/selection.md``.
 """
 

@@ -76,14 +76,15 @@ def _record(cell: Any, run: Path, error: str | None) -> dict[str, Any]:
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     history: list[dict[str, Any]] = []
+    entropy: list[float] = []  # the last step's, per position (log(candidates): uniform)
     if (run / "history.jsonl").is_file():
         for line in (run / "history.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
                 entry = json.loads(line)
+                if entry.get("kind") == "step" and entry.get("entropy"):
+                    entropy = entry["entropy"]
                 history.append({k: v for k, v in entry.items() if k not in _DROPPED})
     steps = [h for h in history if h.get("kind") == "step"]
-    # The last step's entropy per position, averaged (log(candidates) is uniform, 0 one-hot).
-    entropy = last_entropy(run / "history.jsonl")
     queries = metrics.get("queries", {})
     dev, test = metrics.get("dev") or {}, metrics.get("test") or {}
     status = "done" if metrics else "failed" if error is not None else "not run"
@@ -119,20 +120,7 @@ def _record(cell: Any, run: Path, error: str | None) -> dict[str, Any]:
         "steps": len(steps),
         "nonfinite": sum(int(h.get("nonfinite", 0)) for h in steps),
         "floored": sum(int(h.get("floored", 0)) for h in steps),
-        "final_entropy": entropy,
+        "final_entropy": round(sum(entropy) / len(entropy), 4) if entropy else None,
         "wall_seconds": metrics.get("seconds"),  # the run's own clock (None: not recorded)
         "history": history,
     }
-
-
-def last_entropy(history: Path) -> float | None:
-    """Mean over positions of the last training step's entropy in a ``history.jsonl``."""
-    if not history.is_file():
-        return None
-    last = None
-    for line in history.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            if entry.get("kind") == "step" and entry.get("entropy"):
-                last = entry["entropy"]
-    return round(sum(last) / len(last), 4) if last else None
