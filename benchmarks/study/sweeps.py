@@ -20,9 +20,10 @@ def run(
     *,
     only: Mapping[str, Sequence[Any]] | None = None,
     collect: bool = False,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the sweep ``config`` (``{"base", "grid", "budget"}``) in
-    ``out/runs/<name>`` with the study's cache ``out/runs/cache``.
+    ``out/runs/<name>`` with the study's cache ``out/runs/cache`` (or ``cache``).
 
     Args:
         name: the part (its folder under ``out/runs``).
@@ -33,6 +34,7 @@ def run(
         only: run only the cells whose grid values are among these (``{"task": ["sst2"]}``),
             to run a long sweep in parts; the records still cover every finished cell.
         collect: run nothing; only read the finished cells' folders.
+        cache: the query cache's folder, when not the study's shared one.
 
     Returns:
         ``{"cells": [record, ...], "failed": {cell: error}, "sweep_config": config}``: one
@@ -62,8 +64,8 @@ def run(
     failed: dict[str, str] = {}
     if not collect:
         part = Sweep.build(config.get("base", {}), narrowed, config.get("budget"))
-        cache = str(out / "runs" / "cache")
-        failed = run_sweep(part, folder, workers=workers, cache=cache, on_cell=on_cell).failed
+        where = str(cache or out / "runs" / "cache")
+        failed = run_sweep(part, folder, workers=workers, cache=where, on_cell=on_cell).failed
     cells = [_record(c, folder / "cells" / c.name, failed.get(c.name)) for c in sweep.cells]
     return {"cells": cells, "failed": failed, "sweep_config": config}
 

@@ -169,3 +169,19 @@ def test_an_unknown_part_is_refused_before_anything_runs(tmp_path: Path) -> None
     done = _study("run", "reduced", "no-such-part", "--out", str(tmp_path), cwd=tmp_path)
     assert done.returncode != 0 and "unknown part 'no-such-part'" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_efficiency_measures_paid_queries_even_when_the_shared_cache_holds_them(
+    study: Path,
+) -> None:
+    # Its fake answers are in the shared cache by now (the module's run): a rerun from an
+    # empty run folder must pay them again through its own cache, or its throughput would be
+    # a rate of cache hits.
+    shutil.rmtree(study / "runs" / "efficiency")
+    again = _study("run", "efficiency", "--tiny", "--backend", "fake", "--out", str(study),
+                   cwd=study)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    cells = json.loads((study / "results" / "efficiency.json").read_text())["cells"]
+    assert cells and all(c["status"] == "done" and c["paid_queries"] > 0 for c in cells)
+    assert (study / "runs" / "efficiency" / "cache").is_dir()
+    assert "| `fake` |" in _report(study, "efficiency.md")

@@ -297,8 +297,11 @@ def factor_section(
     show: Callable[[str, Any], str] = plain,
     tick: Callable[[str, Any], str] | None = None,
     log_x: bool = False,
+    not_chosen: str | None = None,
 ) -> str:
-    """The Markdown section of a one-factor (or two-factor) case study."""
+    """The Markdown section of a one-factor (or two-factor) case study; ``not_chosen``,
+    when given, says why the studied value is not a setting to choose on dev and replaces
+    the chosen-on-dev sentence."""
     if not records:
         return common.skipped_section(title, "no results yet (run this part)")
     line = keys[0] if len(keys) > 1 else None
@@ -312,8 +315,9 @@ def factor_section(
         "certain phrase: 0). "
         "Queries: per run, sent through the meter (paid, or answered by the study's shared "
         "cache or by an identical query of the same step). Minutes: wall time summed over "
-        "the seeds, where recorded.",
-        chosen_on_dev(records, keys, show),
+        "the seeds, where recorded (a cell the cache answered from an earlier part's "
+        "identical cell takes seconds).",
+        not_chosen or chosen_on_dev(records, keys, show),
         factor_figure(
             records, keys[-1], figures, figure, line=line, show=show, tick=tick, log_x=log_x
         ),
@@ -332,9 +336,11 @@ def factor_part(
     show: Callable[[str, Any], str] = plain,
     tick: Callable[[str, Any], str] | None = None,
     log_x: bool = False,
+    not_chosen: str | None = None,
 ) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], Callable[[Path, Path], str]]:
     """A one-factor sweep part's ``tiny`` (:func:`shrink` with ``keep``) and ``report``
-    (:func:`factor_section` of its results, figure ``<part>.png``)."""
+    (:func:`factor_section` of its results, figure ``<part>.png``; ``not_chosen`` as
+    there)."""
 
     def tiny(config: dict[str, Any]) -> dict[str, Any]:
         return shrink(config, keep)
@@ -342,6 +348,7 @@ def factor_part(
     def report(results: Path, figures: Path) -> str:
         records = common.load_results(results, part)
         return factor_section(title, records, keys, names, figures, part, intro=intro,
-                              show=show, tick=tick, log_x=log_x)  # fmt: skip
+                              show=show, tick=tick, log_x=log_x,
+                              not_chosen=not_chosen)  # fmt: skip
 
     return tiny, report
