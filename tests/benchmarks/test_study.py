@@ -184,4 +184,12 @@ def test_efficiency_measures_paid_queries_even_when_the_shared_cache_holds_them(
     cells = json.loads((study / "results" / "efficiency.json").read_text())["cells"]
     assert cells and all(c["status"] == "done" and c["paid_queries"] > 0 for c in cells)
     assert (study / "runs" / "efficiency" / "cache").is_dir()
-    assert "| `fake` |" in _report(study, "efficiency.md")
+    report = _report(study, "efficiency.md")
+    assert "| `fake` |" in report
+    # The comparison's total wall time is the sum over all its cells, repeats included.
+    reduced = json.loads((study / "results" / "reduced.json").read_text())["cells"]
+    minutes = sum(c["wall_seconds"] for c in reduced if c["status"] == "done") / 60
+    assert (
+        f"the {len(reduced)} finished cells that recorded their wall time took "
+        f"{minutes:.1f} minutes" in report
+    )

@@ -49,9 +49,10 @@ def run(out: Path, backend: str | None, tiny: bool) -> None:
 def report(results: Path, figures: Path) -> str:
     parts = []
     for source in SOURCES:
-        records = common.comparable(common.load_results(results, source))
+        every = common.load_results(results, source)
+        records = common.comparable(every)
         if any(r.get("method") in ("bdpl", "random") for r in records):
-            parts.append(_source(source, records, figures))
+            parts.append(_source(source, records, figures, _total(every)))
     throughput = _throughput(results)
     if not parts and not throughput:
         return common.skipped_section(
@@ -60,9 +61,10 @@ def report(results: Path, figures: Path) -> str:
     return common.section(TITLE, "\n\n".join([*parts, throughput]))
 
 
-def _source(source: str, records: Records, figures: Path) -> str:
+def _source(source: str, records: Records, figures: Path, total: str) -> str:
     fits = [r for r in records if r.get("method") in ("bdpl", "random")]
-    text = [f"### From `{source}`", _savings(fits), _to_reference(records), _walls(records)]
+    text = [f"### From `{source}`", _savings(fits), _to_reference(records), _walls(records),
+            total]  # fmt: skip
     link = _figure(source, fits, figures)
     if link:
         text.append(f"![{source}: paid queries per fit against the reference's accounting]({link})")
@@ -151,6 +153,20 @@ def _walls(records: Records) -> str:
         "backend, training, dev and test evaluation, as each run's `metrics.json` records it; "
         "`-`: not recorded, by runs from before bdpl recorded it):\n\n"
         + common.markdown_table(header, rows).strip()
+    )
+
+
+def _total(records: Records) -> str:
+    """A sentence: the part's wall time, summed over every finished cell that recorded it
+    (the repeats that only read the cache included), or "" if none did."""
+    walls = [float(r["wall_seconds"]) for r in common.done(records) if r.get("wall_seconds")]
+    if not walls:
+        return ""
+    return (
+        f"In all, the {len(walls)} finished cells that recorded their wall time took "
+        f"{sum(walls) / 60:.1f} minutes summed (the cells of a task "
+        "and seed share the cache: the first to ask a query pays for it, so the fits' times "
+        "vary with their order)."
     )
 
 
