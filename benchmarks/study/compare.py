@@ -71,14 +71,19 @@ def best_bdpl(records: Records, task: str, calibration: str) -> str | None:
 def verdict(records: Records, task: str, calibration: str, best: str, other: str) -> dict[str, Any]:
     """Whether ``best`` beats ``other`` on test at the same calibration, by how much, and
     whether the gap exceeds one std over seeds (the larger of the two methods' stds)."""
-    mine = scores(records, task, calibration, best, "test")
-    theirs = scores(records, task, calibration, other, "test")
+    return gap(scores(records, task, calibration, best, "test"),
+               scores(records, task, calibration, other, "test"))  # fmt: skip
+
+
+def gap(mine: Sequence[float], theirs: Sequence[float]) -> dict[str, Any]:
+    """Mean of ``mine`` minus mean of ``theirs`` (one value per seed each), the spread (the
+    larger of the two stds over seeds), and whether the gap is positive and exceeds it."""
     m1, s1 = common.mean_std(mine)
     m2, s2 = common.mean_std(theirs)
     if math.isnan(m1) or math.isnan(m2):
         return {"gap": math.nan, "spread": math.nan, "beats": False, "clear": False}
-    gap, spread = m1 - m2, max(s1, s2)
-    return {"gap": gap, "spread": spread, "beats": gap > 0, "clear": gap > spread}
+    diff, spread = m1 - m2, max(s1, s2)
+    return {"gap": diff, "spread": spread, "beats": diff > 0, "clear": diff > spread}
 
 
 def section(part: str, title: str, results: Path, figures: Path) -> str:
@@ -167,7 +172,7 @@ def _verdicts(records: Records) -> str:
             picks.append((dev, both))
             rows.append([task, cal, best,
                          common.fmt_mean_std(scores(records, task, cal, best, "test")),
-                         _gap(vs["manual"]), _gap(vs["random"]),
+                         show_gap(vs["manual"]), show_gap(vs["random"]),
                          "yes" if both else "no"])  # fmt: skip
         if picks:  # the best variant over calibrations too, chosen on dev
             goal[task] = max(picks, key=lambda p: p[0])[1]
@@ -191,7 +196,8 @@ def _verdicts(records: Records) -> str:
     return text
 
 
-def _gap(v: Mapping[str, Any]) -> str:
+def show_gap(v: Mapping[str, Any]) -> str:
+    """A :func:`gap` as a table shows it: ``+0.031``, ``+0.080 (> std)`` or ``-``."""
     if math.isnan(v["gap"]):
         return "-"
     return f"{v['gap']:+.3f}" + (" (> std)" if v["clear"] else "")

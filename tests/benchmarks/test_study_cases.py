@@ -15,7 +15,7 @@ import pytest
 
 STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "study"
 CASES = ("data_size", "prompt_length", "vocabulary", "sample_size", "budget", "loss",
-         "learning_rate", "placement", "transfer", "explanations")  # fmt: skip
+         "learning_rate", "placement", "transfer", "explanations", "few_candidates")  # fmt: skip
 
 pytest.importorskip("matplotlib")
 
@@ -110,12 +110,44 @@ def test_two_factors_and_named_values(parts: dict[str, Any], tmp_path: Path) -> 
     )
 
 
+def test_few_candidates_chooses_the_count_on_dev_and_tests_the_gaps(
+    parts: dict[str, Any], tmp_path: Path
+) -> None:
+    def fit(seed: int, size: int, method: str, dev: float, test: float) -> dict[str, Any]:
+        values = {"task": "sst2", "vocab_size": size, "method": method}
+        return cell(seed, values, (0.6, dev), (0.7, test), task="sst2", method=method)
+
+    records = [
+        fit(13, 25, "bdpl", 0.8, 0.80), fit(21, 25, "bdpl", 0.8, 0.82),
+        fit(13, 25, "random", 0.7, 0.70), fit(21, 25, "random", 0.7, 0.72),
+        # Better on test, worse on dev: dev chooses 25 all the same.
+        fit(13, 200, "bdpl", 0.6, 0.90), fit(21, 200, "bdpl", 0.6, 0.90),
+        fit(13, 200, "random", 0.7, 0.95), fit(21, 200, "random", 0.7, 0.95),
+    ]  # fmt: skip
+    part = parts["few_candidates"]
+    text = part.report(write(tmp_path, "few_candidates", {"cells": records}), tmp_path / "f")
+    assert part.chosen_size(records, "sst2") == 25
+    [bdpl25] = [r for r in rows_of(text, "sst2") if r[1:3] == ["25", "bdpl"]]
+    assert bdpl25[5:8] == ["0.800 ± 0.000", "0.700 ± 0.000", "0.810 ± 0.014"]
+    [verdict] = [r for r in rows_of(text, "sst2") if len(r) == 7]
+    # test 0.81 against the template's 0.70 and random's 0.71; the stds are at most 0.014
+    assert verdict[1:] == ["25", "0.800 ± 0.000", "0.810 ± 0.014", "+0.110 (> std)",
+                           "+0.100 (> std)", "yes"]  # fmt: skip
+    assert "more than one std on 1 of 1 tasks (sst2)" in text
+    assert "25 candidates 0.800, 200 candidates 0.600" in text and "would choose 25" in text
+    assert (tmp_path / "f" / "few_candidates.png").stat().st_size > 1000
+    # Random search beating bdpl at the chosen count is a "no", whatever 200 would show.
+    records[2:4] = [fit(13, 25, "random", 0.7, 0.81), fit(21, 25, "random", 0.7, 0.83)]
+    text = part.report(write(tmp_path, "few_candidates", {"cells": records}), tmp_path / "f")
+    assert "-0.010" in text and "more than one std on 0 of 1 tasks." in text
+
+
 def test_the_sweep_parts_shrink_to_one_seed_and_one_epoch(parts: dict[str, Any]) -> None:
     from bdpl.cli.config import read_toml
     from bdpl.sweep import Sweep
 
     for name in ("data_size", "prompt_length", "vocabulary", "sample_size", "loss",
-                 "learning_rate", "placement"):  # fmt: skip
+                 "learning_rate", "placement", "few_candidates"):  # fmt: skip
         part = parts[name]
         full = read_toml(STUDY / part.SWEEP, "sweep file")
         assert full["base"]["backend"] == "local" and full["grid"]["data_seed"] == [13, 21, 42]
