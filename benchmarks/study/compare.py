@@ -92,8 +92,10 @@ def section(part: str, title: str, results: Path, figures: Path) -> str:
     if doc is None:
         return common.skipped_section(title, f"`results/{part}.json` not found; run "
                                       f"`python benchmarks/study/study.py run {part}`")  # fmt: skip
-    records = common.comparable(doc.get("cells", []))
-    failed = [c for c in doc.get("cells", []) if c.get("status") != "done"]
+    cells = doc.get("cells", [])
+    records = common.comparable(cells)
+    failed = [c for c in cells if c.get("status") == "failed"]
+    finished = len(common.done(cells))
     if not records:
         return common.skipped_section(title, "no finished cell")
     config = doc.get("sweep_config", {}).get("base", {})
@@ -104,6 +106,12 @@ def section(part: str, title: str, results: Path, figures: Path) -> str:
         "the metric column), mean ± sample std over the split seeds; the prompt and every "
         "setting were chosen on dev.",
     ]
+    if finished < len(cells):
+        parts.append(
+            f"**A partial run:** {finished} of the sweep's {len(cells)} cells have finished "
+            f"(commands in the runs table above); only they are in the tables below, and a "
+            f"method or calibration with no finished cell shows `-`."
+        )
     if failed:
         parts.append(
             f"**{len(failed)} cell(s) failed** and are left out: "

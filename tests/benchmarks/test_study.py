@@ -155,6 +155,11 @@ def test_only_runs_part_of_a_sweep_and_collect_runs_nothing(tmp_path: Path) -> N
     cells = json.loads((tmp_path / "out" / "results" / "reduced.json").read_text())["cells"]
     status = {(c["data_seed"], c["status"]) for c in cells}
     assert status == {(21, "done"), (13, "not run")}
+    # The report says the run is partial; cells not run are not "failed".
+    section = _sections(_report(tmp_path / "out"))["Reduced comparison (the default run)"]
+    half = len(cells) // 2
+    assert f"**A partial run:** {half} of the sweep's {len(cells)} cells have finished" in section
+    assert "failed" not in section
     collected = _study("run", "reduced", "--tiny", "--backend", "fake", "--out", out,
                        "--collect", cwd=tmp_path)  # fmt: skip
     assert collected.returncode == 0 and ": done" not in collected.stderr
