@@ -20,7 +20,9 @@ Tiny = Callable[[dict[str, Any]], dict[str, Any]]
 Report = Callable[[Path, Path], str]
 
 
-def hooks(part: str, title: str, *, tasks: int, seeds: int) -> tuple[Tiny, Report]:
+def hooks(
+    part: str, title: str, *, tasks: int, seeds: int, also: Sequence[str] = ()
+) -> tuple[Tiny, Report]:
     """A comparison part's ``tiny`` and ``report``: ``--tiny`` keeps the first ``tasks`` and
     ``seeds``, 1 epoch and 8 test rows, every method, estimator and calibration (so every
     table has its columns); the report is :func:`section`."""
@@ -33,7 +35,7 @@ def hooks(part: str, title: str, *, tasks: int, seeds: int) -> tuple[Tiny, Repor
         return {"base": base, "grid": grid}
 
     def report(results: Path, figures: Path) -> str:
-        return section(part, title, results, figures)
+        return section(part, title, results, figures, also)
 
     return tiny, report
 
@@ -86,8 +88,9 @@ def gap(mine: Sequence[float], theirs: Sequence[float]) -> dict[str, Any]:
     return {"gap": diff, "spread": spread, "beats": diff > 0, "clear": diff > spread}
 
 
-def section(part: str, title: str, results: Path, figures: Path) -> str:
-    """The Markdown section of a comparison part."""
+def section(part: str, title: str, results: Path, figures: Path, also: Sequence[str] = ()) -> str:
+    """The Markdown section of a comparison part; the goal is also counted over the tasks
+    that only the comparison parts ``also`` ran (when there are such tasks)."""
     doc = common.load_part(results, part)
     if doc is None:
         return common.skipped_section(title, f"`results/{part}.json` not found; run "
@@ -117,7 +120,11 @@ def section(part: str, title: str, results: Path, figures: Path) -> str:
             f"**{len(failed)} cell(s) failed** and are left out: "
             + "; ".join(f"`{c['cell']}`: {c.get('error')}" for c in failed[:5])
         )
-    parts += [_scores_table(records).strip(), _budget_line(records), _verdicts(records)]
+    parts += [
+        _scores_table(records).strip(),
+        _budget_line(records),
+        _verdicts(records, results, also),
+    ]
     link = _figure(part, records, figures)
     if link:
         parts.append(f"![{title}: test metric per task and method]({link})")
@@ -163,9 +170,10 @@ def _training_sent(record: Mapping[str, Any]) -> int:
     return common.sent(steps[-1]) if steps else 0
 
 
-def _verdicts(records: Records) -> str:
-    header = ["task", "calibration", "best bdpl (on dev)", "test", "vs manual", "vs random",
-              "beats both by > 1 std"]  # fmt: skip
+def goals(records: Records) -> tuple[list[list[str]], dict[str, bool]]:
+    """The verdict table's rows (per task and calibration: the bdpl variant dev chose and its
+    gaps to the manual prompt and random search), and per task whether the variant chosen on
+    dev over estimators and calibrations beats both by more than one std."""
     rows = []
     goal: dict[str, bool] = {}
     for task in tasks(records):
@@ -184,23 +192,42 @@ def _verdicts(records: Records) -> str:
                          "yes" if both else "no"])  # fmt: skip
         if picks:  # the best variant over calibrations too, chosen on dev
             goal[task] = max(picks, key=lambda p: p[0])[1]
-    table = common.markdown_table(header, rows)
+    return rows, goal
+
+
+def goal_line(goal: Mapping[str, bool], where: str = "") -> str:
+    """The goal's count over the paper tasks in ``goal`` (``where`` names the parts)."""
     paper = [t for t in PAPER_TASKS if t in goal]
     wins = [t for t in paper if goal[t]]
     text = (
-        "Per task and calibration: the bdpl variant with the higher mean dev score, and its "
-        "test gap to the manual prompt and to random search at the same calibration "
-        "(mean difference; `(> std)` when it exceeds the larger of the two methods' std over "
-        "seeds).\n\n" + table + "\n"
         f"**Goal (best bdpl variant, estimator and calibration chosen on dev, beats both manual "
         f"and random search by more than one std over seeds on at least 6 of the 8 paper "
-        f"tasks): beaten on {len(wins)} of the {len(paper)} paper tasks run"
+        f"tasks){where}: beaten on {len(wins)} of the {len(paper)} paper tasks run"
         + (f" ({', '.join(wins)})" if wins else "")
         + f"; {'met' if len(wins) >= 6 else 'not met'}.**"
     )
     if len(paper) < len(PAPER_TASKS):
         missing = [t for t in PAPER_TASKS if t not in goal]
         text += f" Not run here: {', '.join(missing)}."
+    return text
+
+
+def _verdicts(records: Records, results: Path, also: Sequence[str]) -> str:
+    rows, goal = goals(records)
+    header = ["task", "calibration", "best bdpl (on dev)", "test", "vs manual", "vs random",
+              "beats both by > 1 std"]  # fmt: skip
+    text = (
+        "Per task and calibration: the bdpl variant with the higher mean dev score, and its "
+        "test gap to the manual prompt and to random search at the same calibration "
+        "(mean difference; `(> std)` when it exceeds the larger of the two methods' std over "
+        "seeds).\n\n" + common.markdown_table(header, rows) + "\n" + goal_line(goal)
+    )
+    others = {}
+    for part in also:  # the goal over this part's tasks and those only the others ran
+        others.update(goals(common.comparable(common.load_results(results, part)))[1])
+    if set(others) - set(goal):
+        named = ", ".join(f"`{p}`" for p in also)
+        text += "\n\n" + goal_line({**others, **goal}, f", with the tasks only {named} ran")
     return text
 
 

@@ -52,7 +52,7 @@ PARTS = HERE / "parts"
 
 
 # The report's order: these first, then the other parts (the case studies) by name.
-_FIRST = ("main", "reduced", "few_candidates", "estimators", "efficiency")
+_FIRST = ("main", "reduced", "paper_tasks", "few_candidates", "estimators", "efficiency")
 
 
 def part_names() -> list[str]:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDY = ROOT / "benchmarks" / "study"
 # Parts whose section must carry numbers on the fake backend (a case part that needs the real
 # model may instead say that it did not run).
-MINE = ("main", "reduced", "estimators", "efficiency")
+MINE = ("main", "reduced", "paper_tasks", "estimators", "efficiency")
 
 
 def _parts() -> list[str]:

@@ -142,6 +142,43 @@ def test_few_candidates_chooses_the_count_on_dev_and_tests_the_gaps(
     assert "-0.010" in text and "more than one std on 0 of 1 tasks." in text
 
 
+def test_paper_tasks_count_the_goal_with_the_reduced_runs_tasks(tmp_path: Path) -> None:
+    sys.path.insert(0, str(STUDY))
+    try:
+        paper_tasks = importlib.import_module("parts.paper_tasks")
+    finally:
+        sys.path.remove(str(STUDY))
+
+    def fit(task: str, seed: int, method: str, dev: float, test: float) -> dict[str, Any]:
+        values = {"task": task, "data_seed": seed, "method": method}
+        return {"cell": ",".join(f"{k}={v}" for k, v in values.items()), "status": "done",
+                "task": task, "data_seed": seed, "seed": 0, "method": method,
+                "estimator": "loo", "calibration": "content-free", "backend": "local",
+                "metric": "accuracy", "dev": dev, "test": test, "history": []}  # fmt: skip
+
+    def comparison(task: str, bdpl: tuple[float, float]) -> list[dict[str, Any]]:
+        return [fit(task, s, m, 0.6, t + s / 1000)
+                for s in (13, 21) for m, t in (("manual", 0.5), ("random", 0.6), ("bdpl", bdpl[0]))
+                ] + [fit(task, 42, "bdpl", 0.6, bdpl[1])]  # fmt: skip
+
+    reduced = [*comparison("sst2", (0.9, 0.9)), *comparison("cola", (0.5, 0.5))]
+    write(tmp_path, "reduced", {"cells": reduced})
+    # rte: bdpl 0.9 against 0.5 and 0.6 (clear); qnli: below random. sst2 wins in `reduced`.
+    mine = [*comparison("rte", (0.9, 0.9)), *comparison("qnli", (0.55, 0.55))]
+    mine.append({**fit("rte", 42, "random", 0.6, 0.6), "status": "not run"})
+    text = paper_tasks.report(write(tmp_path, "paper_tasks", {"cells": mine}), tmp_path / "f")
+    assert "beaten on 1 of the 2 paper tasks run (rte); not met." in text
+    assert (
+        "with the tasks only `reduced` ran: beaten on 2 of the 4 paper tasks run (sst2, rte)"
+        in text
+    )
+    assert "**A partial run:** 14 of the sweep's 15 cells have finished" in text
+    # With no task only `reduced` ran, there is no second count.
+    write(tmp_path, "reduced", {"cells": comparison("rte", (0.1, 0.1))})
+    text = paper_tasks.report(tmp_path / "results", tmp_path / "f")
+    assert text.count("**Goal") == 1
+
+
 def test_the_sweep_parts_shrink_to_one_seed_and_one_epoch(parts: dict[str, Any]) -> None:
     from bdpl.cli.config import read_toml
     from bdpl.sweep import Sweep
