@@ -79,13 +79,15 @@ def verdict(records: Records, task: str, calibration: str, best: str, other: str
 
 def gap(mine: Sequence[float], theirs: Sequence[float]) -> dict[str, Any]:
     """Mean of ``mine`` minus mean of ``theirs`` (one value per seed each), the spread (the
-    larger of the two stds over seeds), and whether the gap is positive and exceeds it."""
+    larger of the two stds over seeds), and whether the gap is positive and exceeds it; one
+    seed on either side has no spread to exceed, so its gap is never ``clear``."""
     m1, s1 = common.mean_std(mine)
     m2, s2 = common.mean_std(theirs)
     if math.isnan(m1) or math.isnan(m2):
         return {"gap": math.nan, "spread": math.nan, "beats": False, "clear": False}
     diff, spread = m1 - m2, max(s1, s2)
-    return {"gap": diff, "spread": spread, "beats": diff > 0, "clear": diff > spread}
+    seeds = min(len(common.finite(mine)), len(common.finite(theirs)))
+    return {"gap": diff, "spread": spread, "beats": diff > 0, "clear": seeds >= 2 and diff > spread}
 
 
 def section(part: str, title: str, results: Path, figures: Path, also: Sequence[str] = ()) -> str:

@@ -166,13 +166,18 @@ def test_paper_tasks_count_the_goal_with_the_reduced_runs_tasks(tmp_path: Path) 
     # rte: bdpl 0.9 against 0.5 and 0.6 (clear); qnli: below random. sst2 wins in `reduced`.
     mine = [*comparison("rte", (0.9, 0.9)), *comparison("qnli", (0.55, 0.55))]
     mine.append({**fit("rte", 42, "random", 0.6, 0.6), "status": "not run"})
+    # One seed has no spread: a large gap on sciie's only seed is not a clear win.
+    mine += [fit("sciie", 13, m, 0.6, t) for m, t in (("manual", 0.5), ("random", 0.6),
+                                                       ("bdpl", 0.9))]  # fmt: skip
     text = paper_tasks.report(write(tmp_path, "paper_tasks", {"cells": mine}), tmp_path / "f")
-    assert "beaten on 1 of the 2 paper tasks run (rte); not met." in text
+    [sciie] = rows_of(text, "sciie")[1:]
+    assert sciie[4:] == ["+0.400", "+0.300", "no"]
+    assert "beaten on 1 of the 3 paper tasks run (rte); not met." in text
     assert (
-        "with the tasks only `reduced` ran: beaten on 2 of the 4 paper tasks run (sst2, rte)"
+        "with the tasks only `reduced` ran: beaten on 2 of the 5 paper tasks run (sst2, rte)"
         in text
     )
-    assert "**A partial run:** 14 of the sweep's 15 cells have finished" in text
+    assert "**A partial run:** 17 of the sweep's 18 cells have finished" in text
     # With no task only `reduced` ran, there is no second count.
     write(tmp_path, "reduced", {"cells": comparison("rte", (0.1, 0.1))})
     text = paper_tasks.report(tmp_path / "results", tmp_path / "f")

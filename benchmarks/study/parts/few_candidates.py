@@ -75,9 +75,10 @@ def _verdicts(records: Records) -> str:
                      common.fmt_mean_std(mine), compare.show_gap(vs["manual"]),
                      compare.show_gap(vs["random"]), "yes" if both else "no"])  # fmt: skip
     return (
-        "Per task: the number of candidates with bdpl's higher mean dev metric, and bdpl's "
-        "test gap there to the template alone and to random search with the same candidates "
-        "(mean difference; `(> std)` when it exceeds the larger of the two stds over seeds).\n\n"
+        "Per task: the number of candidates with bdpl's higher mean dev metric (a tie goes to "
+        "the grid's first), and bdpl's test gap there to the template alone and to random "
+        "search with the same candidates (mean difference; `(> std)` when it exceeds the "
+        "larger of the two stds over seeds).\n\n"
         + common.markdown_table(header, rows)
         + f"\nbdpl, its candidates chosen on dev, beats both by more than one std on "
         f"{len(wins)} of {len(rows)} tasks" + (f" ({', '.join(wins)})" if wins else "") + "."
