@@ -151,10 +151,14 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def fmt_mean_std(values: Iterable[Any], digits: int = 3) -> str:
-    """``mean ± std`` of the finite values, or ``-``."""
-    m, s = mean_std(values)
+    """``mean ± std`` of the finite values; ``value (1 seed)`` for one (it has no spread to
+    show); ``-`` for none."""
+    xs = finite(values)
+    m, s = mean_std(xs)
     if math.isnan(m):
         return "-"
+    if len(xs) == 1:
+        return f"{m:.{digits}f} (1 seed)"
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 

@@ -190,6 +190,8 @@ def run_part(name: str, options: Options, argv: Sequence[str]) -> None:
         "commit": commit(),
     }
     if part.SWEEP is not None:
+        if not options.collect:  # a run killed before its end still names its command
+            common.write_results(out, name, {**before, **doc})
         config = sweep_config(part, options.backend, options.tiny)
         result = sweeps.run(name, config, out, options.workers, only=options.only,
                             collect=options.collect)  # fmt: skip
@@ -210,8 +212,13 @@ def run_part(name: str, options: Options, argv: Sequence[str]) -> None:
         runner(out, options.backend, options.tiny)
         written = common.load_part(out / "results", name) or {}
         doc.update({k: v for k, v in written.items() if k not in doc or k == "cells"})
-    # Collecting runs nothing: the part finished when its last run did.
-    doc["finished"] = before.get("finished", now()) if options.collect else now()
+    # Collecting runs nothing: the cells ran when their ledgers say (a killed run wrote no
+    # end), else the part finished when its last run did.
+    span = sweeps.ledger_span(out / "runs" / name) if options.collect else None
+    if span is not None:
+        doc["started"], doc["finished"] = min(doc["started"], span[0]), span[1]
+    else:
+        doc["finished"] = before.get("finished", now()) if options.collect else now()
     common.write_results(out, name, doc)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,22 @@ def run(
         failed = run_sweep(part, folder, workers=workers, cache=where, on_cell=on_cell).failed
     cells = [_record(c, folder / "cells" / c.name, failed.get(c.name)) for c in sweep.cells]
     return {"cells": cells, "failed": failed, "sweep_config": config}
+
+
+def ledger_span(folder: Path) -> tuple[str, str] | None:
+    """The first and the last time in the ledgers of the sweep's cells under ``folder``
+    (UTC, to the second, as the results record times); None when no cell has a ledger."""
+    times = []
+    for ledger in folder.glob("cells/*/ledger.jsonl"):
+        lines = [ln for ln in ledger.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        for line in (lines[:1] + lines[-1:]) if lines else []:
+            stamp = json.loads(line).get("time")
+            if stamp:
+                times.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+    if not times:
+        return None
+    shown = [t.astimezone(timezone.utc).replace(microsecond=0).isoformat() for t in times]
+    return min(shown), max(shown)
 
 
 def _record(cell: Any, run: Path, error: str | None) -> dict[str, Any]:

@@ -20,6 +20,16 @@ CASES = ("data_size", "prompt_length", "vocabulary", "sample_size", "budget", "l
 pytest.importorskip("matplotlib")
 
 
+def study_module(name: str) -> Any:
+    """A module of ``benchmarks/study`` (``sweeps``, ``parts.paper_tasks``...), imported as
+    ``study.py`` imports it."""
+    sys.path.insert(0, str(STUDY))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(STUDY))
+
+
 @pytest.fixture(scope="module")
 def parts() -> Iterator[dict[str, Any]]:
     """The case-study part modules, imported as ``study.py`` imports them."""
@@ -97,7 +107,7 @@ def test_two_factors_and_named_values(parts: dict[str, Any], tmp_path: Path) -> 
     text = parts["vocabulary"].report(write(tmp_path, "vocabulary", {"cells": records}),
                                       tmp_path / "f")  # fmt: skip
     assert [r[:2] for r in rows_of(text, "pool")] == [["pool", "25"], ["pool", "200"]]
-    assert rows_of(text, "english")[0][4] == "0.500 ± 0.000"
+    assert rows_of(text, "english")[0][4] == "0.500 (1 seed)"  # one value: no spread shown
     assert "vocab_source = pool, vocab_size = 200" in text
     placement = parts["placement"]
     records = [cell(13, {"template": t}, (0.5, 0.6), (0.5, 0.6)) for t in placement.PLACES]
@@ -143,11 +153,7 @@ def test_few_candidates_chooses_the_count_on_dev_and_tests_the_gaps(
 
 
 def test_paper_tasks_count_the_goal_with_the_reduced_runs_tasks(tmp_path: Path) -> None:
-    sys.path.insert(0, str(STUDY))
-    try:
-        paper_tasks = importlib.import_module("parts.paper_tasks")
-    finally:
-        sys.path.remove(str(STUDY))
+    paper_tasks = study_module("parts.paper_tasks")
 
     def fit(task: str, seed: int, method: str, dev: float, test: float) -> dict[str, Any]:
         values = {"task": task, "data_seed": seed, "method": method}
@@ -360,3 +366,20 @@ def test_the_server_leg_through_an_openai_compatible_server(
             assert any(path.endswith("/completions") for path, _, _ in server.seen)
     assert urls[0] != urls[1]  # the second start refitted: its run names the new server
     assert "OPENAI_API_KEY" not in os.environ  # the placeholder is removed
+
+
+def test_a_collect_dates_the_cells_from_their_ledgers(tmp_path: Path) -> None:
+    sweeps = study_module("sweeps")
+    assert sweeps.ledger_span(tmp_path) is None  # no cell has run
+    for cell_name, times in (("a", ["2026-11-30T12:21:38.5Z", "2026-11-30T12:40:00.0Z"]),
+                             ("b", ["2026-11-30T12:10:00.9Z", "2026-11-30T13:22:37.1Z",
+                                    "2026-11-30T13:00:00Z"])):  # fmt: skip
+        folder = tmp_path / "cells" / cell_name
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"kind": "intent", "time": t}) for t in times]
+        (folder / "ledger.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The first and last line of each ledger, the earliest and the latest of them.
+    assert sweeps.ledger_span(tmp_path) == (
+        "2026-11-30T12:10:00+00:00",
+        "2026-11-30T13:00:00+00:00",
+    )
