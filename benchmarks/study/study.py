@@ -190,11 +190,13 @@ def run_part(name: str, options: Options, argv: Sequence[str]) -> None:
         "commit": commit(),
     }
     if part.SWEEP is not None:
-        if not options.collect:  # a run killed before its end still names its command
-            common.write_results(out, name, {**before, **doc})
         config = sweep_config(part, options.backend, options.tiny)
+
+        def started() -> None:  # a run killed before its end still names its command
+            common.write_results(out, name, {**before, **doc})
+
         result = sweeps.run(name, config, out, options.workers, only=options.only,
-                            collect=options.collect)  # fmt: skip
+                            collect=options.collect, on_start=started)  # fmt: skip
         sweep_cmd = (f"bdpl sweep benchmarks/study/{part.SWEEP} --out "
                      f"{_shown(out / 'runs' / name)} --workers 0 --cache "
                      f"{_shown(out / 'runs' / 'cache')}")  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ def run(
     only: Mapping[str, Sequence[Any]] | None = None,
     collect: bool = False,
     cache: Path | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the sweep ``config`` (``{"base", "grid", "budget"}``) in
     ``out/runs/<name>`` with the study's cache ``out/runs/cache`` (or ``cache``).
@@ -36,6 +37,8 @@ def run(
             to run a long sweep in parts; the records still cover every finished cell.
         collect: run nothing; only read the finished cells' folders.
         cache: the query cache's folder, when not the study's shared one.
+        on_start: called once the arguments are checked, before the first cell runs (not
+            when collecting).
 
     Returns:
         ``{"cells": [record, ...], "failed": {cell: error}, "sweep_config": config}``: one
@@ -64,6 +67,8 @@ def run(
 
     failed: dict[str, str] = {}
     if not collect:
+        if on_start is not None:
+            on_start()
         part = Sweep.build(config.get("base", {}), narrowed, config.get("budget"))
         where = str(cache or out / "runs" / "cache")
         failed = run_sweep(part, folder, workers=workers, cache=where, on_cell=on_cell).failed

@@ -8,10 +8,12 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,6 +170,37 @@ def test_only_runs_part_of_a_sweep_and_collect_runs_nothing(tmp_path: Path) -> N
     wrong = _study("run", "reduced", "--tiny", "--backend", "fake", "--out", out,
                    "--only", "data_seed=7", cwd=tmp_path)  # fmt: skip
     assert wrong.returncode == 2 and "--only data_seed" in wrong.stderr
+    # A refused run leaves no trace in the record; a run writes its command before any cell.
+    doc = json.loads((tmp_path / "out" / "results" / "reduced.json").read_text())
+    assert not any("data_seed=7" in c for c in doc["commands"])
+    assert any("data_seed=21" in c for c in doc["commands"])
+
+
+def test_a_killed_run_keeps_its_command_and_a_collect_dates_its_cells(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env.update(PYTHONPATH=str(ROOT), BDPL_CACHE_DIR=str(tmp_path / "user-cache"), MPLBACKEND="Agg")
+    args = ["run", "paper_tasks", "--tiny", "--backend", "fake:latency=0.05", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, str(STUDY / "study.py"), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ledgers = out / "runs" / "paper_tasks" / "cells"
+    try:
+        for _ in range(600):  # at most 60 s: kill it once its first cell has paid
+            if any(ledgers.glob("*/ledger.jsonl")) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait(timeout=30)
+    doc = json.loads((out / "results" / "paper_tasks.json").read_text())
+    assert doc["commands"][-1].endswith(shlex.join(args)) and "finished" not in doc
+    collected = _study("run", "paper_tasks", "--tiny", "--backend", "fake", "--out", str(out),
+                       "--collect", cwd=tmp_path)  # fmt: skip
+    assert collected.returncode == 0, collected.stderr[-3000:]
+    doc = json.loads((out / "results" / "paper_tasks.json").read_text())
+    assert doc["commands"][0].endswith(shlex.join(args))
+    assert doc["started"] <= doc["finished"] and doc["finished"].endswith("+00:00")
 
 
 def test_an_unknown_part_is_refused_before_anything_runs(tmp_path: Path) -> None:
