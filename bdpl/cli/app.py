@@ -93,6 +93,9 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
     click.option("--price-input", type=float, help="USD per 1M input tokens (a model the "
                  "price table lacks)."),
     click.option("--price-output", type=float, help="USD per 1M output tokens."),
+    click.option("--max-input-tokens", type=int, help="Local backends: cut each query's "
+                 "inputs to this many tokens [hf-mlm 400, as the BDPL reference; causal LMs: "
+                 "none]."),
     click.option("--prompt-length", type=int, help="Prompt positions [3]."),
     click.option("--sample-size", type=int, help="Prompts sampled per step [8]."),
     click.option("--batch-size", type=int, help="Training examples per step [16]."),

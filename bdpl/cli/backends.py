@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from bdpl.backends.base import Backend
 from bdpl.errors import ConfigError
 
-__all__ = ["BACKEND_FORMS", "make_backend"]
+__all__ = ["BACKEND_FORMS", "LOCAL_BACKENDS", "make_backend"]
 
 BACKEND_FORMS = (
     "fake[:seed=N,latency=S,noise=X]",
@@ -19,6 +20,8 @@ BACKEND_FORMS = (
     "openai:<model>",
     "openai-chat:<model>",
 )
+#: The backends that run a model in this process (the only ones ``max_input_tokens`` applies to).
+LOCAL_BACKENDS = frozenset({"local", "hf-causal", "hf-mlm"})
 
 
 def make_backend(
@@ -27,19 +30,27 @@ def make_backend(
     base_url: str | None = None,
     call_log: str | Path | None = None,
     check: bool = True,
+    max_input_tokens: int | None = None,
 ) -> Backend:
     """The backend ``spec`` names (see :data:`BACKEND_FORMS`).
 
     ``local`` is the embedded SmolLM2-135M-Instruct (offline); ``openai:`` and ``openai-chat:``
     read the API key from ``OPENAI_API_KEY`` and take ``base_url`` for any OpenAI-compatible
     server (checked to be reachable first, unless ``check`` is false); ``call_log`` (the fake
-    only) records every answered call in a JSONL file.
+    only) records every answered call in a JSONL file; ``max_input_tokens`` (the local
+    backends only) cuts each query's inputs to that many tokens (``None``: the backend's
+    default).
 
     Raises:
         ConfigError: an unknown form, a missing name after the colon, or an option the
             backend does not take.
     """
     kind, _, name = spec.partition(":")
+    if max_input_tokens is not None and kind not in LOCAL_BACKENDS:
+        raise ConfigError(
+            "--max-input-tokens applies to the local backends only (local, hf-causal:, hf-mlm:); "
+            f"remove it for {spec!r}"
+        )
     if kind == "fake":
         return _fake(spec, name, call_log, base_url)
     needs_name = {"hf-causal", "hf-mlm", "openai", "openai-chat"}
@@ -51,14 +62,15 @@ def make_backend(
         raise ConfigError("--base-url applies to the openai: and openai-chat: backends only")
     if call_log is not None:
         raise ConfigError("--call-log applies to the fake backend only")
+    cut: dict[str, Any] = {} if max_input_tokens is None else {"max_input_tokens": max_input_tokens}
     if kind in {"local", "hf-causal"}:
         from bdpl.backends.causal_lm import CausalLMBackend
 
-        return CausalLMBackend(name or None)
+        return CausalLMBackend(name or None, **cut)
     if kind == "hf-mlm":
         from bdpl.backends.masked_lm import MaskedLMBackend
 
-        return MaskedLMBackend(name)
+        return MaskedLMBackend(name, **cut)
     if base_url is not None and check:
         check_reachable(base_url)
     if kind == "openai":

@@ -59,6 +59,11 @@ class RunConfig(BaseModel):
     base_url: str | None = None
     price_input: float | None = Field(default=None, ge=0)
     price_output: float | None = Field(default=None, ge=0)
+    # The local backends only (local, hf-causal, hf-mlm): the most tokens a query's inputs
+    # keep, longer texts cut at the end; unset, each backend's default (hf-mlm 400, the
+    # causal LMs none). Long documents (HyperPartisan) need it: a batch is as long as its
+    # longest text.
+    max_input_tokens: int | None = Field(default=None, ge=1)
     # optimizer
     prompt_length: int = Field(default=3, ge=1)
     sample_size: int = Field(default=8, ge=2)

@@ -168,7 +168,13 @@ def build_meter(
     is closed, and so is the backend (built here, so owned here: an OpenAI client's
     connections are not left to the garbage collector).
     """
-    backend = make_backend(config.backend, base_url=config.base_url, call_log=call_log, check=check)
+    backend = make_backend(
+        config.backend,
+        base_url=config.base_url,
+        call_log=call_log,
+        check=check,
+        max_input_tokens=config.max_input_tokens,
+    )
     limits: dict[str, Any] = {
         "max_queries": config.max_queries,
         "max_tokens": config.max_tokens,

@@ -12,6 +12,9 @@ A sweep file is TOML::
     method = ["bdpl", "random", "manual", "in-context"]
     estimator = ["loo", "reference"]
 
+    [when.task.rte]             # settings only the cells with this grid value take
+    epochs = 3                  # (optional; any key of [base] that is not a grid key)
+
     [budget]                    # the sweep-wide limit, never overshot (optional)
     max_queries = 20000
 
@@ -47,7 +50,7 @@ from bdpl.errors import ConfigError
 __all__ = ["Cell", "Sweep", "read_sweep"]
 
 _LIMITS = ("max_queries", "max_tokens", "max_dollars")
-_SECTIONS = {"base", "grid", "budget"}
+_SECTIONS = {"base", "grid", "when", "budget"}
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,15 @@ class Sweep:
         base: Mapping[str, Any],
         grid: Mapping[str, Any],
         limits: Mapping[str, Any] | None = None,
+        when: Mapping[str, Any] | None = None,
     ) -> Sweep:
-        """Expand ``grid`` over ``base`` and split ``limits`` among the cells.
+        """Expand ``grid`` over ``base`` and split ``limits`` among the cells; ``when`` maps a
+        grid key and one of its values to settings the cells with that value take
+        (``{"task": {"rte": {"epochs": 3}}}``), over ``base``.
 
         Raises:
-            ConfigError: a grid value is not a non-empty list, a key is not a setting of
+            ConfigError: a grid value is not a non-empty list, a ``when`` entry names a key
+                or value the grid lacks or sets a grid key, a key is not a setting of
                 ``bdpl fit``, a cell's settings are invalid, or a limit is not a
                 non-negative number.
         """
@@ -93,6 +100,7 @@ class Sweep:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"grid.{key}: give a non-empty list, e.g. {key} = [0, 1]")
+        extra = _when(when or {}, grid)
         limits = dict(limits or {})
         unknown = sorted(set(limits) - set(_LIMITS))
         if unknown:
@@ -102,11 +110,11 @@ class Sweep:
         cells = []
         for combo in combos:
             values = tuple(zip(keys, combo, strict=True))
-            settings = {**base, **dict(values)}
-            for name, part in share.items():
-                own = settings.get(name)
-                settings[name] = part if own is None else min(own, part)
             name = ",".join(f"{k}={_show(v)}" for k, v in values) or "cell"
+            settings = {**base, **dict(values), **_taken(name, values, extra)}
+            for limit, part in share.items():
+                own = settings.get(limit)
+                settings[limit] = part if own is None else min(own, part)
             method = settings.pop("method", "bdpl")
             shown = settings.pop("demonstrations", 4)
             if method not in METHODS:
@@ -123,6 +131,44 @@ class Sweep:
         if len(set(names)) != len(names):
             raise ConfigError("grid: two cells have the same name; remove repeated values")
         return cls(tuple(cells), limits)
+
+
+def _when(when: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
+    """``[when.<key>.<value>]`` sections as ``{(key, value): settings}``, checked against the
+    grid (a misspelt value would silently change nothing)."""
+    out: dict[tuple[str, str], Any] = {}
+    for key, by_value in when.items():
+        if key not in grid or not isinstance(by_value, Mapping):
+            raise ConfigError(f"when.{key}: {key!r} is not a grid key; use [when.<grid key>."
+                              f"<value>], e.g. [when.task.rte]")  # fmt: skip
+        shown = [_show(v) for v in grid[key]]
+        for value, settings in by_value.items():
+            if value not in shown or not isinstance(settings, Mapping):
+                raise ConfigError(f"when.{key}.{value}: {value!r} is not one of grid.{key}'s "
+                                  f"values {shown}")  # fmt: skip
+            clash = sorted(set(settings) & set(grid))
+            if clash:
+                raise ConfigError(f"when.{key}.{value}: {clash} are grid keys; a cell takes "
+                                  "those from the grid")  # fmt: skip
+            out[(key, value)] = dict(settings)
+    return out
+
+
+def _taken(
+    name: str, values: tuple[tuple[str, Any], ...], extra: Mapping[tuple[str, str], Any]
+) -> dict[str, Any]:
+    """The ``when`` settings cell ``name`` (with grid ``values``) takes; two sections that
+    set one key for the same cell are an error (neither silently wins)."""
+    out: dict[str, Any] = {}
+    setters: dict[str, str] = {}
+    for key, value in values:
+        where = f"when.{key}.{_show(value)}"
+        for setting, given in extra.get((key, _show(value)), {}).items():
+            if setting in setters:
+                raise ConfigError(f"sweep cell {name}: {setting} is set by both "
+                                  f"{setters[setting]} and {where}; set it in one")  # fmt: skip
+            setters[setting], out[setting] = where, given
+    return out
 
 
 def _shares(limits: Mapping[str, Any], cells: int) -> dict[str, float | int]:
@@ -158,8 +204,10 @@ def read_sweep(path: str | Path) -> Sweep:
     unknown = sorted(set(doc) - _SECTIONS)
     if unknown:
         raise ConfigError(f"sweep file {file}: unknown sections {unknown}; use [base], [grid], "
-                          "[budget]")  # fmt: skip
+                          "[when], [budget]")  # fmt: skip
     try:
-        return Sweep.build(doc.get("base", {}), doc.get("grid", {}), doc.get("budget"))
+        return Sweep.build(
+            doc.get("base", {}), doc.get("grid", {}), doc.get("budget"), doc.get("when")
+        )
     except ConfigError as exc:
         raise ConfigError(f"{file}: {exc}") from None

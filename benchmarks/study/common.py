@@ -21,7 +21,7 @@ import math
 import os
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +252,37 @@ def section(title: str, body: str) -> str:
 def skipped_section(title: str, why: str) -> str:
     """The section of a part that did not run (e.g. needs the real model under ``fake``)."""
     return section(title, f"_Not run: {why}_")
+
+
+def sweep_config(
+    file: str,
+    backend: str | None,
+    tiny: bool,
+    tiny_fn: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """The sweep file ``benchmarks/study/<file>`` as a dict, shrunk by ``tiny_fn`` when
+    ``tiny`` (its ``[when.<key>.<value>]`` sections kept for the values the smaller grid
+    still has), with every cell's backend replaced by ``backend`` when given (a backend
+    that runs no model here drops ``max_input_tokens``, a setting only the local ones take).
+    """
+    from bdpl.cli.backends import LOCAL_BACKENDS
+    from bdpl.cli.config import read_toml
+
+    config = read_toml(HERE / file, "sweep file")
+    when = config.get("when", {})
+    if tiny:
+        config = tiny_fn(config)
+        kept = {k: {str(v) for v in values} for k, values in config["grid"].items()}
+        config["when"] = {
+            key: {v: s for v, s in by_value.items() if v in kept.get(key, ())}
+            for key, by_value in when.items()
+        }
+    if backend is not None:
+        config.setdefault("base", {})["backend"] = backend
+        config.get("grid", {}).pop("backend", None)
+        if backend.partition(":")[0] not in LOCAL_BACKENDS:
+            config["base"].pop("max_input_tokens", None)
+            for by_value in config.get("when", {}).values():
+                for settings in by_value.values():
+                    settings.pop("max_input_tokens", None)
+    return config

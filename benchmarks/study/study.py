@@ -82,15 +82,7 @@ def shrink(config: dict[str, Any]) -> dict[str, Any]:
 
 def sweep_config(part: Any, backend: str | None, tiny: bool) -> dict[str, Any]:
     """The part's sweep file as a dict, with ``--tiny`` and ``--backend`` applied."""
-    from bdpl.cli.config import read_toml
-
-    config = read_toml(HERE / part.SWEEP, "sweep file")
-    if tiny:
-        config = getattr(part, "tiny", shrink)(config)
-    if backend is not None:
-        config.setdefault("base", {})["backend"] = backend
-        config.get("grid", {}).pop("backend", None)
-    return config
+    return common.sweep_config(part.SWEEP, backend, tiny, getattr(part, "tiny", shrink))
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,17 @@ def run(
     from bdpl.sweep import Sweep, run_sweep
 
     grid = dict(config.get("grid", {}))
-    sweep = Sweep.build(config.get("base", {}), grid, config.get("budget"))
-    narrowed = dict(grid)
+    sweep = Sweep.build(config.get("base", {}), grid, config.get("budget"), config.get("when"))
     for key, values in (only or {}).items():
         unknown = [v for v in values if v not in grid.get(key, [])]
         if key not in grid or unknown:
             raise ConfigError(f"--only {key}: not among the grid's values {grid.get(key)}")
-        narrowed[key] = [v for v in grid[key] if v in values]
+    # The chosen cells exactly as the whole sweep has them (the same budget shares), so a
+    # part run and a full run resume each other's cells.
+    chosen = [
+        c for c in sweep.cells
+        if all(dict(c.values)[k] in values for k, values in (only or {}).items())
+    ]  # fmt: skip
     folder = out / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -69,7 +73,7 @@ def run(
     if not collect:
         if on_start is not None:
             on_start()
-        part = Sweep.build(config.get("base", {}), narrowed, config.get("budget"))
+        part = Sweep(tuple(chosen), sweep.limits)
         where = str(cache or out / "runs" / "cache")
         failed = run_sweep(part, folder, workers=workers, cache=where, on_cell=on_cell).failed
     cells = [_record(c, folder / "cells" / c.name, failed.get(c.name)) for c in sweep.cells]

@@ -186,7 +186,8 @@ def test_a_killed_run_keeps_its_command_and_a_collect_dates_its_cells(tmp_path: 
     ledgers = out / "runs" / "paper_tasks" / "cells"
     try:
         for _ in range(600):  # at most 60 s: kill it once its first cell has paid
-            if any(ledgers.glob("*/ledger.jsonl")) or proc.poll() is not None:
+            paid = any(f.stat().st_size for f in ledgers.glob("*/ledger.jsonl"))
+            if paid or proc.poll() is not None:  # (a ledger is made before its first entry)
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be killed"

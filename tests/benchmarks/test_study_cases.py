@@ -205,6 +205,31 @@ def test_the_sweep_parts_shrink_to_one_seed_and_one_epoch(parts: dict[str, Any])
         assert 2 <= len(cells) < len(Sweep.build(full["base"], full["grid"]).cells)
 
 
+def test_only_hyperpartisan_is_cut_and_a_fake_or_tiny_run_still_builds(
+    parts: dict[str, Any],  # keeps benchmarks/study importable while the test runs
+) -> None:
+    from bdpl.sweep import Sweep
+
+    study = study_module("study")
+    part = study.load("paper_tasks")
+
+    def cut(backend: str | None, tiny: bool) -> dict[str, Any]:
+        config = study.sweep_config(part, backend, tiny)
+        when = config.get("when")
+        cells = Sweep.build(config["base"], config["grid"], config.get("budget"), when).cells
+        return {c.name: c.config.max_input_tokens for c in cells}
+
+    full = cut(None, False)
+    assert len(full) == 45
+    assert {n for n, v in full.items() if v == 256} == {
+        n for n in full if n.startswith("task=hyperpartisan,")
+    }
+    assert sum(v is None for v in full.values()) == 36
+    # The fake takes no cut: --backend fake drops it (and the tiny grid has no HyperPartisan).
+    assert set(cut("fake", False).values()) == {None}
+    assert len(cut(None, True)) < 45 and set(cut(None, True).values()) == {None}
+
+
 def test_budget_curve_keeps_the_best_dev_prompt_so_far(parts: dict[str, Any]) -> None:
     history = [
         {"kind": "step", "paid_queries": 90, "cached_queries": 10},

@@ -195,6 +195,9 @@ USER_ERRORS: list[tuple[tuple[str, ...], dict[str, str], str, int]] = [
      "--resume old: the arguments differ from the run's (epochs); resume with the same "
      "arguments, or start a new run folder", 2),
     (("fit", "--config", "nope.toml"), {}, "config file nope.toml not found", 2),
+    (("fit", "--task", "sst2", "--max-input-tokens", "100"), {},
+     "--max-input-tokens applies to the local backends only (local, hf-causal:, hf-mlm:); "
+     "remove it for 'fake'", 2),
     (("fit", "--task", "sst2", "--backend", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
       "--price-input", "1", "--price-output", "1"), {},
      "cannot reach the server at http://127.0.0.1:9/v1 (Connection refused); check that it "

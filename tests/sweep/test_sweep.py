@@ -65,6 +65,37 @@ def test_the_grid_is_every_combination_and_the_budget_is_split(tmp_path: Path) -
         read_sweep(bad)
 
 
+def test_when_sections_give_the_cells_of_one_grid_value_their_own_settings(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "when.toml"
+    file.write_text(
+        '[base]\nepochs = 2\n[grid]\ntask = ["sst2", "rte"]\nseed = [0, 1]\n'
+        "[when.task.rte]\nepochs = 1\nmax_input_tokens = 200\n[when.seed.1]\nvocab_size = 50\n",
+        encoding="utf-8",
+    )
+    got = {c.name: c.config for c in read_sweep(file).cells}
+    assert {n: (c.epochs, c.max_input_tokens, c.vocab_size) for n, c in got.items()} == {
+        "task=sst2,seed=0": (2, None, 200),
+        "task=sst2,seed=1": (2, None, 50),
+        "task=rte,seed=0": (1, 200, 200),
+        "task=rte,seed=1": (1, 200, 50),
+    }
+    grid = {"task": ["sst2", "rte"]}
+    for when, match in (
+        ({"seed": {"0": {"epochs": 1}}}, "'seed' is not a grid key"),
+        ({"task": {"rtee": {"epochs": 1}}}, r"'rtee' is not one of grid.task's values"),
+        ({"task": {"rte": {"task": "sst2"}}}, r"\['task'\] are grid keys"),
+        ({"task": {"rte": {"epoch": 1}}}, "sweep cell task=rte: epoch"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            Sweep.build({}, grid, when=when)
+    both = {"task": {"rte": {"epochs": 1}}, "seed": {"1": {"epochs": 5}}}
+    with pytest.raises(ConfigError, match=r"task=rte,seed=1: epochs is set by both "
+                       r"when\.task\.rte and when\.seed\.1"):  # fmt: skip
+        Sweep.build({}, {"task": ["sst2", "rte"], "seed": [0, 1]}, when=both)
+
+
 @pytest.mark.timeout(300)
 def test_a_sweep_on_dask_with_redis_equals_its_cells_run_alone(
     tmp_path: Path, dask_address: str, redis_db: str, alone: dict[str, list[str]]

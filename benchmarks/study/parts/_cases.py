@@ -58,23 +58,7 @@ def shrink(config: Mapping[str, Any], keep: Mapping[str, int] | None = None) -> 
     return {**config, "base": base, "grid": grid}
 
 
-def sweep_config(
-    file: str,
-    backend: str | None,
-    tiny: bool,
-    tiny_fn: Callable[[dict[str, Any]], dict[str, Any]],
-) -> dict[str, Any]:
-    """The sweep file ``benchmarks/study/<file>`` as a dict, shrunk by ``tiny_fn`` when
-    ``tiny``, with every cell's backend replaced by ``backend`` when given."""
-    from bdpl.cli.config import read_toml
-
-    config = read_toml(common.HERE / file, "sweep file")
-    if tiny:
-        config = tiny_fn(config)
-    if backend is not None:
-        config.setdefault("base", {})["backend"] = backend
-        config.get("grid", {}).pop("backend", None)
-    return config
+sweep_config = common.sweep_config
 
 
 def run_grid(out: Path, part: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
