@@ -103,10 +103,11 @@ def section(part: str, title: str, results: Path, figures: Path, also: Sequence[
     finished = len(common.done(cells))
     if not records:
         return common.skipped_section(title, "no finished cell")
-    config = doc.get("sweep_config", {}).get("base", {})
+    sweep = doc.get("sweep_config", {})
     seeds = sorted({r.get("data_seed") for r in records})
     parts = [
-        f"Settings: {_settings(config)}; split seeds {', '.join(map(str, seeds))}; backend "
+        f"Settings: {_settings(sweep.get('base', {}))}{_when(sweep.get('when', {}))}; split "
+        f"seeds {', '.join(map(str, seeds))}; backend "
         f"`{records[0].get('backend')}`. Each entry is the test metric (the task's own: see "
         "the metric column), mean ± sample std over the split seeds; the prompt and every "
         "setting were chosen on dev.",
@@ -134,8 +135,20 @@ def section(part: str, title: str, results: Path, figures: Path, also: Sequence[
 
 
 def _settings(config: Mapping[str, Any]) -> str:
-    keys = ("epochs", "prompt_length", "sample_size", "batch_size", "test_rows", "demonstrations")
+    keys = ("epochs", "prompt_length", "sample_size", "batch_size", "test_rows", "demonstrations",
+            "max_input_tokens")  # fmt: skip
     return ", ".join(f"{k} {config[k]}" for k in keys if k in config)
+
+
+def _when(when: Mapping[str, Any]) -> str:
+    """The sweep file's ``[when.<key>.<value>]`` settings, as the settings line shows them."""
+    shown = [
+        f"; {key} {value} only: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+        for key, by_value in when.items()
+        for value, settings in by_value.items()
+        if settings
+    ]
+    return "".join(shown)
 
 
 def _scores_table(records: Records) -> str:

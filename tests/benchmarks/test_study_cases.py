@@ -175,7 +175,10 @@ def test_paper_tasks_count_the_goal_with_the_reduced_runs_tasks(tmp_path: Path) 
     # One seed has no spread: a large gap on sciie's only seed is not a clear win.
     mine += [fit("sciie", 13, m, 0.6, t) for m, t in (("manual", 0.5), ("random", 0.6),
                                                        ("bdpl", 0.9))]  # fmt: skip
-    text = paper_tasks.report(write(tmp_path, "paper_tasks", {"cells": mine}), tmp_path / "f")
+    sweep = {"base": {"epochs": 3}, "when": {"task": {"sciie": {"max_input_tokens": 256}}}}
+    doc = {"cells": mine, "sweep_config": sweep}
+    text = paper_tasks.report(write(tmp_path, "paper_tasks", doc), tmp_path / "f")
+    assert "Settings: epochs 3; task sciie only: max_input_tokens 256; split seeds" in text
     [sciie] = rows_of(text, "sciie")[1:]
     assert sciie[4:] == ["+0.400", "+0.300", "no"]
     assert "beaten on 1 of the 3 paper tasks run (rte); not met." in text
