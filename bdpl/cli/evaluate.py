@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bdpl.cli.backends import LOCAL_BACKENDS
 from bdpl.cli.config import RunConfig, read_config
 from bdpl.cli.runs import build_meter, find_prompt_file, load_data
 from bdpl.data import read_dataset
@@ -35,7 +36,9 @@ def evaluate_prompt(
     and evaluated on another is the paper's prompt transfer. Another backend takes neither
     the run's ``base_url`` nor its prices (they were its own model's): ``base_url`` and
     ``price_input``/``price_output`` (USD per 1M tokens) are given for it, or the price
-    table's are used.
+    table's are used. The run's ``max_input_tokens`` goes with the prompt to another local
+    backend (its inputs are cut as they were in training) and is left behind for a backend
+    that cannot cut (the fake, an API: they read whole inputs).
 
     Raises:
         ConfigError: no prompt file, an unknown split, or a prompt file with no task.
@@ -49,6 +52,8 @@ def evaluate_prompt(
         config = RunConfig.build({k: v for k, v in overrides.items() if v is not None})
     elif backend is not None:
         moved = {"backend": backend, "base_url": base_url, **given}
+        if backend.partition(":")[0] not in LOCAL_BACKENDS:
+            moved["max_input_tokens"] = None
         config = RunConfig.build({**config.model_dump(), **moved})
     else:
         config = config.merged(given)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from bdpl.cli.backends import make_backend
-from bdpl.cli.config import RunConfig
-from bdpl.cli.runs import build_meter
+from bdpl.cli.config import RunConfig, write_config
+from bdpl.cli.evaluate import evaluate_prompt
+from bdpl.cli.runs import build_meter, fit_run
 from bdpl.errors import ConfigError
 from bdpl.types import Query
 from tests.backends.tiny_models import tiny_causal_lm, tiny_mlm, tiny_tokenizer
@@ -70,3 +71,25 @@ def test_backends_that_cannot_cut_refuse_it(spec: str, monkeypatch: Any) -> None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-max-input-tokens-test")
     with pytest.raises(ConfigError, match="applies to the local backends only"):
         make_backend(spec, max_input_tokens=400)
+
+
+def test_eval_moves_the_cut_to_another_local_backend_and_leaves_it_for_the_fake(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    settings = {"task": "sst2", "epochs": 1, "sample_size": 2, "test_rows": 4}
+    fit_run(RunConfig.build(settings), run, cache="off")
+    # As if the run had learned its prompt on a local model with its inputs cut.
+    local = f"hf-causal:{saved['hf-causal']}"
+    write_config(RunConfig.build({**settings, "backend": local, "max_input_tokens": 64}),
+                 run / "config.toml")  # fmt: skip
+
+    def backend_of(backend: str | None) -> str:
+        done = evaluate_prompt(run, backend=backend, base_url=None, split="dev", data_file=None,
+                               text_a="text", text_b=None, label="label", rows=2,
+                               cache="off")  # fmt: skip
+        return str(done["backend"])
+
+    assert backend_of(None).endswith(":64:float32")
+    assert backend_of(local).endswith(":64:float32")
+    assert backend_of("fake").startswith("fake")
