@@ -92,7 +92,8 @@ class Sweep:
 
         Raises:
             ConfigError: a grid value is not a non-empty list, a ``when`` entry names a key
-                or value the grid lacks or sets a grid key, a key is not a setting of
+                or value the grid lacks or sets a grid key, two ``when`` entries set one
+                setting of the same cell, a key is not a setting of
                 ``bdpl fit``, a cell's settings are invalid, or a limit is not a
                 non-negative number.
         """
