@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from bdpl.backends.base import Backend
 from bdpl.errors import ConfigError
 
-__all__ = ["BACKEND_FORMS", "LOCAL_BACKENDS", "make_backend"]
+__all__ = ["BACKEND_FORMS", "is_local", "make_backend"]
 
 BACKEND_FORMS = (
     "fake[:seed=N,latency=S,noise=X]",
@@ -20,8 +20,13 @@ BACKEND_FORMS = (
     "openai:<model>",
     "openai-chat:<model>",
 )
-#: The backends that run a model in this process (the only ones ``max_input_tokens`` applies to).
-LOCAL_BACKENDS = frozenset({"local", "hf-causal", "hf-mlm"})
+_LOCAL = frozenset({"local", "hf-causal", "hf-mlm"})
+
+
+def is_local(spec: str) -> bool:
+    """Whether the backend ``spec`` names runs a model in this process (``local``,
+    ``hf-causal:``, ``hf-mlm:``): the only ones ``max_input_tokens`` applies to."""
+    return spec.partition(":")[0] in _LOCAL
 
 
 def make_backend(
@@ -46,7 +51,7 @@ def make_backend(
             backend does not take.
     """
     kind, _, name = spec.partition(":")
-    if max_input_tokens is not None and kind not in LOCAL_BACKENDS:
+    if max_input_tokens is not None and not is_local(spec):
         raise ConfigError(
             "--max-input-tokens applies to the local backends only (local, hf-causal:, hf-mlm:); "
             f"remove it for {spec!r}"

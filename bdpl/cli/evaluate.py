@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bdpl.cli.backends import LOCAL_BACKENDS
+from bdpl.cli.backends import is_local
 from bdpl.cli.config import RunConfig, read_config
 from bdpl.cli.runs import build_meter, find_prompt_file, load_data
 from bdpl.data import read_dataset
@@ -52,7 +52,7 @@ def evaluate_prompt(
         config = RunConfig.build({k: v for k, v in overrides.items() if v is not None})
     elif backend is not None:
         moved = {"backend": backend, "base_url": base_url, **given}
-        if backend.partition(":")[0] not in LOCAL_BACKENDS:
+        if not is_local(backend):
             moved["max_input_tokens"] = None
         config = RunConfig.build({**config.model_dump(), **moved})
     else:

@@ -265,7 +265,7 @@ def sweep_config(
     still has), with every cell's backend replaced by ``backend`` when given (a backend
     that runs no model here drops ``max_input_tokens``, a setting only the local ones take).
     """
-    from bdpl.cli.backends import LOCAL_BACKENDS
+    from bdpl.cli.backends import is_local
     from bdpl.cli.config import read_toml
 
     config = read_toml(HERE / file, "sweep file")
@@ -280,7 +280,7 @@ def sweep_config(
     if backend is not None:
         config.setdefault("base", {})["backend"] = backend
         config.get("grid", {}).pop("backend", None)
-        if backend.partition(":")[0] not in LOCAL_BACKENDS:
+        if not is_local(backend):
             config["base"].pop("max_input_tokens", None)
             for by_value in config.get("when", {}).values():
                 for settings in by_value.values():

@@ -411,3 +411,17 @@ def test_a_collect_dates_the_cells_from_their_ledgers(tmp_path: Path) -> None:
         "2026-11-30T12:10:00+00:00",
         "2026-11-30T13:00:00+00:00",
     )
+
+
+def test_a_part_run_takes_the_whole_sweeps_budget_share(tmp_path: Path) -> None:
+    from bdpl.cli.config import read_config
+
+    sweeps = study_module("sweeps")
+    config = {"base": {"backend": "fake", "task": "sst2", "epochs": 1, "sample_size": 2,
+                       "test_rows": 4},
+              "grid": {"data_seed": [13, 21]}, "budget": {"max_queries": 100_000}}  # fmt: skip
+    sweeps.run("part", config, tmp_path, 0, only={"data_seed": [13]}, cache=tmp_path / "c")
+    cells = tmp_path / "runs" / "part" / "cells"
+    assert [p.name for p in cells.iterdir()] == ["data_seed=13"]
+    # Half of the sweep's limit (two cells), as a full run gives it: not all of it.
+    assert read_config(cells / "data_seed=13" / "config.toml").max_queries == 50_000
